@@ -1,0 +1,43 @@
+# userstream: local mode (real services as plain processes) and tests.
+#   make up                 install what is missing, start every service, apply schemas
+#   make up SOURCE=local    the same, with the bundled randomuser-compatible API as the source
+#   make test               up, then the whole test suite against the running stack
+#   make status | down | clean | lint
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.8
+UV := $(PYTHON) -m uv
+VENV_PY := .venv/bin/python
+ifdef SOURCE
+export USERSTREAM_SOURCE := $(SOURCE)
+endif
+
+.PHONY: up down status clean test test-unit lint venv
+
+venv: .venv/.synced
+
+.venv/.synced: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+	UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+up: venv
+	$(VENV_PY) -m include.local_mode up
+
+down: venv
+	$(VENV_PY) -m include.local_mode down
+
+status: venv
+	$(VENV_PY) -m include.local_mode status
+
+clean: venv
+	$(VENV_PY) -m include.local_mode clean
+
+test: up
+	$(VENV_PY) -m pytest
+
+test-unit: venv
+	$(VENV_PY) -m pytest tests/unit tests/dags
+
+lint: venv
+	$(VENV_PY) -m ruff check .

@@ -1,0 +1,3 @@
+from include.local_mode.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Applies the pipeline's schemas to the running services, idempotently: PostgreSQL databases and
+migrations, the Kafka topic, the Cassandra keyspace and tables, and the Avro subject."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from include import names
+from include.local_mode.environment import AIRFLOW_DATABASE, REGISTRY_DATABASE
+from include.local_mode.services import Context, cassandra_session, pg_connect
+from include.schema_registry import SchemaRegistryClient, load_schema_text
+
+INCLUDE = Path(__file__).resolve().parents[1]
+MIGRATIONS_DIR = INCLUDE / "sql" / "migrations"
+CQL_DIR = INCLUDE / "cql"
+SUBJECT_COMPATIBILITY = "BACKWARD"
+
+
+def ensure_databases(ctx: Context) -> list[str]:
+    created = []
+    with pg_connect(ctx) as conn:
+        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+        for database in (names.USERSTREAM_DATABASE, AIRFLOW_DATABASE, REGISTRY_DATABASE):
+            if database not in existing:
+                conn.execute(f'CREATE DATABASE "{database}"')
+                created.append(database)
+    return created
+
+
+def apply_migrations(ctx: Context) -> list[str]:
+    """Runs each `include/sql/migrations/NNNN_*.sql` once, in order, each in its own transaction."""
+    applied = []
+    with pg_connect(ctx, names.USERSTREAM_DATABASE) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS public.schema_migrations ("
+                     " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        done = {row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")}
+        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+            if path.stem in done:
+                continue
+            with conn.transaction():
+                conn.execute(path.read_text())
+                conn.execute("INSERT INTO public.schema_migrations (version) VALUES (%s)",
+                             (path.stem,))
+            applied.append(path.stem)
+    return applied
+
+
+def ensure_topic(ctx: Context) -> bool:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": ctx.settings.kafka_bootstrap})
+    if names.USERS_TOPIC in admin.list_topics(timeout=10).topics:
+        return False
+    futures = admin.create_topics([NewTopic(names.USERS_TOPIC,
+                                            num_partitions=ctx.settings.topic_partitions,
+                                            replication_factor=1)])
+    futures[names.USERS_TOPIC].result(timeout=30)
+    return True
+
+
+def cql_statements(text: str) -> list[str]:
+    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+def apply_cql(ctx: Context) -> int:
+    cluster, session = cassandra_session(ctx.settings, timeout=10)
+    count = 0
+    try:
+        for path in sorted(CQL_DIR.glob("*.cql")):
+            for statement in cql_statements(path.read_text()):
+                session.execute(statement, timeout=60)
+                count += 1
+    finally:
+        cluster.shutdown()
+    return count
+
+
+def ensure_subject(ctx: Context) -> int:
+    """Registers the record's schema (a no-op when that version exists) and sets BACKWARD."""
+    client = SchemaRegistryClient(ctx.settings.registry_url)
+    schema_id = client.register(names.USERS_VALUE_SUBJECT, load_schema_text())
+    # The registry only keeps a per-subject rule once the subject exists.
+    client.set_compatibility(names.USERS_VALUE_SUBJECT, SUBJECT_COMPATIBILITY)
+    return schema_id

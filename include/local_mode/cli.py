@@ -1,0 +1,185 @@
+"""`python -m include.local_mode {up,down,status,clean,env}`: the local stack's lifecycle.
+
+`make up` / `make down` / `make status` / `make clean` call these (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from include.local_mode import bootstrap, installer, processes
+from include.local_mode.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
+from include.local_mode.services import (
+    SERVICES,
+    Context,
+    Service,
+    Unhealthy,
+    log_file,
+    prepare_airflow,
+)
+from include.local_mode.settings import Settings, ensure_secrets
+
+
+class StartupError(RuntimeError):
+    pass
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def make_context(settings: Settings) -> tuple[Context, bool]:
+    secret, created = ensure_secrets(settings)
+    env = {**os.environ, **service_environment(settings, secret)}
+    return Context(settings, secret, env), created
+
+
+def _check(service: Service, ctx: Context) -> tuple[bool, str]:
+    try:
+        return True, service.health(ctx)
+    except Unhealthy as exc:
+        return False, str(exc)
+    except Exception as exc:
+        return False, f"{type(exc).__name__}: {exc}"
+
+
+def _start(service: Service, ctx: Context) -> bool:
+    """Starts the service unless it already runs; True when it was started now."""
+    settings = ctx.settings
+    if processes.running(settings.run_dir, service.name):
+        return False
+    service.prepare(ctx)
+    processes.start(service.name, service.command(ctx), run_dir=settings.run_dir,
+                    log_file=log_file(settings, service.name),
+                    env={**ctx.env, **service.extra_env(ctx)}, cwd=settings.state_dir)
+    return True
+
+
+def _wait_healthy(services: list[Service], ctx: Context) -> None:
+    settings = ctx.settings
+    pending = {service.name: service for service in services}
+    deadline = time.monotonic() + settings.startup_timeout_s
+    last: dict[str, str] = {}
+    while pending:
+        for name, service in list(pending.items()):
+            if not processes.running(settings.run_dir, name):
+                raise StartupError(
+                    f"{name} exited during start-up. Last lines of "
+                    f"{log_file(settings, name)}:\n{processes.tail(log_file(settings, name))}")
+            ok, detail = _check(service, ctx)
+            last[name] = detail
+            if ok:
+                _say(f"  {name:<22} healthy   {detail}")
+                del pending[name]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            name = next(iter(pending))
+            raise StartupError(
+                f"{name} not healthy after {settings.startup_timeout_s}s ({last.get(name)}). "
+                f"Last lines of {log_file(settings, name)}:\n"
+                f"{processes.tail(log_file(settings, name))}")
+        time.sleep(1)
+
+
+def up(settings: Settings) -> int:
+    started_at = time.monotonic()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ctx, new_secrets = make_context(settings)
+    installer.ensure_all(settings)
+    ctx, _ = make_context(settings)  # the Spark jar list is known only after the install
+
+    by_name = {service.name: service for service in SERVICES}
+    _start(by_name["postgres"], ctx)
+    _wait_healthy([by_name["postgres"]], ctx)
+    created = bootstrap.ensure_databases(ctx)
+    if created:
+        _say(f"  created databases: {', '.join(created)}")
+
+    airflow = [s for s in SERVICES if s.name.startswith("airflow-")]
+    others = [s for s in SERVICES if s.name != "postgres" and s not in airflow]
+    for service in others:
+        if _start(service, ctx):
+            _say(f"  started {service.name}")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        airflow_needed = any(not processes.running(settings.run_dir, s.name) for s in airflow)
+        migrate = pool.submit(prepare_airflow, ctx) if airflow_needed else None
+        _wait_healthy(others, ctx)
+        if migrate is not None:
+            migrate.result()
+    for service in airflow:
+        if _start(service, ctx):
+            _say(f"  started {service.name}")
+    _wait_healthy(airflow, ctx)
+
+    applied = bootstrap.apply_migrations(ctx)
+    topic_created = bootstrap.ensure_topic(ctx)
+    statements = bootstrap.apply_cql(ctx)
+    schema_id = bootstrap.ensure_subject(ctx)
+    _say(f"  schemas: postgres migrations applied now: {applied or 'none'}; "
+         f"topic {'created' if topic_created else 'present'}; {statements} CQL statements; "
+         f"Avro subject schema id {schema_id}")
+    write_client_env(settings, ctx.secret)
+    _summary(ctx, new_secrets, time.monotonic() - started_at)
+    return 0
+
+
+def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
+    s = ctx.settings
+    _say(f"\nuserstream local stack is up ({elapsed:.0f}s). Source: {s.source}")
+    for service in SERVICES:
+        _say(f"  {service.name:<22} {service.describe(s)}")
+    _say(f"\n  Airflow UI: {s.airflow_url}  user: {AIRFLOW_ADMIN_USER}")
+    if new_secrets:
+        _say(f"  password (shown once): {ctx.secret['AIRFLOW_ADMIN_PASSWORD']}")
+    _say(f"  credentials: {s.secrets_file}")
+    _say(f"  client environment: set -a; . {s.env_file}; set +a")
+
+
+def down(settings: Settings) -> int:
+    for service in reversed(SERVICES):
+        result = processes.stop(settings.run_dir, service.name,
+                                graceful_signal=service.stop_signal,
+                                timeout_s=service.stop_timeout_s)
+        _say(f"  {service.name:<22} {result}")
+    return 0
+
+
+def status(settings: Settings) -> int:
+    ctx, _ = make_context(settings)
+    all_ok = True
+    for service in SERVICES:
+        tracked = processes.running(settings.run_dir, service.name)
+        if tracked is None:
+            all_ok = False
+            _say(f"{service.name:<22} DOWN")
+            continue
+        ok, detail = _check(service, ctx)
+        all_ok &= ok
+        _say(f"{service.name:<22} {'UP' if ok else 'UNHEALTHY':<9} pid {tracked.pid:<7} {detail}")
+    return 0 if all_ok else 1
+
+
+def clean(settings: Settings) -> int:
+    down(settings)
+    if settings.state_dir.exists():
+        shutil.rmtree(settings.state_dir)
+        _say(f"removed {settings.state_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m include.local_mode")
+    parser.add_argument("command", choices=["up", "down", "status", "clean"])
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return {"up": up, "down": down, "status": status, "clean": clean}[args.command](settings)
+    except (StartupError, installer.InstallError) as exc:
+        print(f"\nerror: {exc}", file=sys.stderr, flush=True)
+        return 1

@@ -1,0 +1,112 @@
+"""The environment every local-mode process and client shares: Airflow settings and connections.
+
+Connections are `AIRFLOW_CONN_*` variables in Airflow's JSON form, so nothing is stored in the
+metadata DB and nothing secret is committed. The result is also written to `<state>/userstream.env`
+so a shell can `set -a; . .local/userstream.env` and use the stack directly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from urllib.parse import quote
+
+from include import names
+from include.local_mode.settings import PROJECT_ROOT, Settings, write_env_file
+
+POSTGRES_USER = "userstream"
+AIRFLOW_DATABASE = "airflow"
+REGISTRY_DATABASE = "registry"
+AIRFLOW_ADMIN_USER = "admin"
+
+
+def _conn(conn_type: str, **fields: object) -> str:
+    return json.dumps({"conn_type": conn_type, **fields}, separators=(",", ":"))
+
+
+def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
+    password = secret["POSTGRES_PASSWORD"]
+    randomuser = (
+        _conn("http", host=settings.host, port=settings.randomuser_port, schema="http")
+        if settings.source == "local"
+        else _conn("http", host="randomuser.me", schema="https")
+    )
+    spark_submit = str(settings.spark_submit)
+    return {
+        "AIRFLOW_CONN_" + names.POSTGRES_CONN_ID.upper(): _conn(
+            "postgres", host=settings.host, port=settings.postgres_port, login=POSTGRES_USER,
+            password=password, schema=names.USERSTREAM_DATABASE,
+        ),
+        "AIRFLOW_CONN_" + names.KAFKA_CONN_ID.upper(): _conn(
+            "kafka", extra={"bootstrap.servers": settings.kafka_bootstrap},
+        ),
+        "AIRFLOW_CONN_" + names.SCHEMA_REGISTRY_CONN_ID.upper(): _conn(
+            "http", host=settings.host, port=settings.registry_port, schema="http",
+            extra={"path": "/apis/ccompat/v7"},
+        ),
+        # Never let the Spark hook fall back to its silent `yarn` default: the master is explicit.
+        "AIRFLOW_CONN_" + names.SPARK_CONN_ID.upper(): _conn(
+            "spark", host="local[2]", extra={"deploy-mode": "client"},
+        ),
+        "AIRFLOW_CONN_" + names.CASSANDRA_CONN_ID.upper(): _conn(
+            "cassandra", host=settings.host, port=settings.cassandra_port,
+            schema=names.CASSANDRA_KEYSPACE,
+        ),
+        "AIRFLOW_CONN_" + names.RANDOMUSER_CONN_ID.upper(): randomuser,
+        "USERSTREAM_SPARK_SUBMIT": spark_submit,
+        "USERSTREAM_SPARK_JARS": ",".join(str(p) for p in settings.spark_jars),
+        "USERSTREAM_REGISTRY_URL": settings.registry_url,
+        "USERSTREAM_CHECKPOINT_DIR": str(settings.checkpoint_dir),
+    }
+
+
+def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
+    password = quote(secret["POSTGRES_PASSWORD"], safe="")
+    airflow_state = settings.state_dir / "airflow"
+    db = (f"postgresql+psycopg2://{POSTGRES_USER}:{password}@{settings.host}:"
+          f"{settings.postgres_port}/{AIRFLOW_DATABASE}")
+    return {
+        "AIRFLOW_HOME": str(PROJECT_ROOT / "airflow_home"),
+        # The generated airflow.cfg lives in the state folder so airflow_home/ stays clean.
+        "AIRFLOW_CONFIG": str(airflow_state / "airflow.cfg"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow_home" / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__FERNET_KEY": secret["AIRFLOW_FERNET_KEY"],
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_state / "passwords.json"),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db,
+        "AIRFLOW__API__HOST": settings.host,
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": settings.airflow_url,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API__SECRET_KEY": secret["AIRFLOW_API_SECRET_KEY"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": secret["AIRFLOW_JWT_SECRET"],
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_state / "logs"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+
+
+def service_environment(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
+    env = {**airflow_settings(settings, secret), **connections(settings, secret)}
+    java = shutil.which("java")
+    if java:
+        env.setdefault("JAVA_HOME", str(_java_home(java)))
+    return env
+
+
+def _java_home(java: str):
+    from pathlib import Path
+
+    return Path(java).resolve().parent.parent
+
+
+def write_client_env(settings: Settings, secret: dict[str, str]) -> None:
+    write_env_file(settings.env_file, service_environment(settings, secret),
+                   "Generated by `make up`: the local stack's Airflow settings and connections.")

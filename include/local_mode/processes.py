@@ -1,0 +1,152 @@
+"""Starting and stopping local-mode services as plain processes, tracked by PID files.
+
+A PID file holds the PID and the process start time (from /proc), so a recycled PID is never
+mistaken for our service. Each service runs in its own session: stopping signals the whole
+process group, gracefully first, then forcefully.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Tracked:
+    name: str
+    pid: int
+    start_ticks: int
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may contain spaces, so split after ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return int(fields[19])
+
+
+def is_running(pid: int, start_ticks: int | None = None) -> bool:
+    ticks = _start_ticks(pid)
+    if ticks is None:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    if state == "Z":
+        return False
+    return start_ticks is None or ticks == start_ticks
+
+
+def pid_file(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.pid"
+
+
+def read_tracked(run_dir: Path, name: str) -> Tracked | None:
+    path = pid_file(run_dir, name)
+    try:
+        pid_text, ticks_text = path.read_text().split()
+        return Tracked(name, int(pid_text), int(ticks_text))
+    except (OSError, ValueError):
+        return None
+
+
+def running(run_dir: Path, name: str) -> Tracked | None:
+    tracked = read_tracked(run_dir, name)
+    if tracked and is_running(tracked.pid, tracked.start_ticks):
+        return tracked
+    return None
+
+
+def all_tracked(run_dir: Path) -> list[Tracked]:
+    found = []
+    for path in sorted(run_dir.glob("*.pid")):
+        tracked = read_tracked(run_dir, path.stem)
+        if tracked:
+            found.append(tracked)
+    return found
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    *,
+    run_dir: Path,
+    log_file: Path,
+    env: dict[str, str],
+    cwd: Path | None = None,
+) -> Tracked:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=env, cwd=cwd, start_new_session=True, close_fds=True,
+        )
+    ticks = _start_ticks(proc.pid) or 0
+    pid_file(run_dir, name).write_text(f"{proc.pid} {ticks}\n")
+    return Tracked(name, proc.pid, ticks)
+
+
+def group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def stop(run_dir: Path, name: str, *, graceful_signal: int = signal.SIGTERM,
+         timeout_s: float = 30.0) -> str:
+    """Stops a tracked service and everything in its process group. Returns what happened."""
+    tracked = read_tracked(run_dir, name)
+    if tracked is None:
+        return "not started"
+    if not is_running(tracked.pid, tracked.start_ticks):
+        pid_file(run_dir, name).unlink(missing_ok=True)
+        return "was not running"
+    pgid = tracked.pid  # start_new_session makes the service its group's leader
+    _signal_group(pgid, graceful_signal)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not group_members(pgid) and not is_running(tracked.pid, tracked.start_ticks):
+            pid_file(run_dir, name).unlink(missing_ok=True)
+            return "stopped"
+        time.sleep(0.2)
+    _signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and group_members(pgid):
+        time.sleep(0.2)
+    pid_file(run_dir, name).unlink(missing_ok=True)
+    return "killed after timeout"
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        content = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(content[-lines:])

@@ -1,0 +1,371 @@
+"""The local-mode services: how each is prepared, started and checked for health."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+from include.local_mode import installer
+from include.local_mode.environment import (
+    AIRFLOW_ADMIN_USER,
+    POSTGRES_USER,
+    REGISTRY_DATABASE,
+)
+from include.local_mode.settings import PROJECT_ROOT, Settings
+
+CONF_DIR = Path(__file__).parent / "conf"
+
+
+@dataclass
+class Context:
+    settings: Settings
+    secret: dict[str, str]
+    env: dict[str, str]  # os.environ plus the shared service environment
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    describe: Callable[[Settings], str]
+    command: Callable[[Context], list[str]]
+    health: Callable[[Context], str]  # returns a detail string; raises when unhealthy
+    prepare: Callable[[Context], None] = lambda ctx: None
+    extra_env: Callable[[Context], dict[str, str]] = lambda ctx: {}
+    stop_signal: int = signal.SIGTERM
+    stop_timeout_s: float = 30.0
+    depends_on: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Unhealthy(RuntimeError):
+    pass
+
+
+def log_file(settings: Settings, name: str) -> Path:
+    return settings.log_dir / f"{name}.log"
+
+
+def _render(template: str, target: Path, **values: object) -> Path:
+    text = Template((CONF_DIR / template).read_text()).substitute(
+        {k: str(v) for k, v in values.items()})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return target
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+def _pg_dir(s: Settings) -> Path:
+    return s.state_dir / "postgres"
+
+
+def _pg_as_owner(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, drop to the `postgres` system user."""
+    if os.geteuid() != 0:
+        return argv
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", *argv]
+
+
+def _pg_bin(tool: str) -> str:
+    bin_dir = installer.postgres_bin_dir()
+    if bin_dir is None:
+        raise installer.InstallError("PostgreSQL is not installed (apt-get install postgresql)")
+    return str(bin_dir / tool)
+
+
+def _prepare_postgres(ctx: Context) -> None:
+    base = _pg_dir(ctx.settings)
+    data = base / "data"
+    sockets = base / "run"
+    sockets.mkdir(parents=True, exist_ok=True)
+    if (data / "PG_VERSION").exists():
+        _chown_to_postgres(base)
+        return
+    data.mkdir(parents=True, exist_ok=True)
+    pwfile = base / "initdb.pw"
+    pwfile.write_text(ctx.secret["POSTGRES_PASSWORD"] + "\n")
+    _chown_to_postgres(base)
+    try:
+        result = subprocess.run(
+            _pg_as_owner([_pg_bin("initdb"), "-D", str(data), "-U", POSTGRES_USER,
+                          f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8",
+                          "--locale=C.UTF-8"]),
+            capture_output=True, text=True)
+    finally:
+        pwfile.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise installer.InstallError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+
+
+def _chown_to_postgres(path: Path) -> None:
+    if os.geteuid() != 0:
+        return
+    owner = pwd.getpwnam("postgres")
+    for root, dirs, files in os.walk(path):
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), owner.pw_uid, owner.pw_gid)
+
+
+def _postgres_command(ctx: Context) -> list[str]:
+    s = ctx.settings
+    base = _pg_dir(s)
+    return _pg_as_owner([
+        _pg_bin("postgres"), "-D", str(base / "data"), "-p", str(s.postgres_port),
+        "-c", f"listen_addresses={s.host}", "-c", f"unix_socket_directories={base / 'run'}",
+        "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+        "-c", "synchronous_commit=on", "-c", "log_min_messages=warning",
+    ])
+
+
+def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 3):
+    import psycopg
+
+    return psycopg.connect(host=ctx.settings.host, port=ctx.settings.postgres_port,
+                           user=POSTGRES_USER, password=ctx.secret["POSTGRES_PASSWORD"],
+                           dbname=database, connect_timeout=timeout, autocommit=True)
+
+
+def _postgres_health(ctx: Context) -> str:
+    try:
+        with pg_connect(ctx) as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+    except Exception as exc:
+        raise Unhealthy(str(exc).strip()) from exc
+    return f"PostgreSQL {version}"
+
+
+# --- Kafka ----------------------------------------------------------------------------------
+
+def _kafka_paths(s: Settings) -> tuple[Path, Path, Path]:
+    base = s.state_dir / "kafka"
+    return base / "server.properties", base / "data", CONF_DIR / "kafka-log4j2.properties"
+
+
+def _kafka_classpath(s: Settings) -> str:
+    return str(s.jvm_dir / "kafka" / "lib" / "*")
+
+
+def _prepare_kafka(ctx: Context) -> None:
+    s = ctx.settings
+    config, data, log4j = _kafka_paths(s)
+    _render("kafka-server.properties", config, host=s.host, port=s.kafka_port,
+            controller_port=s.kafka_controller_port, data_dir=data,
+            partitions=s.topic_partitions)
+    if (data / "meta.properties").exists():
+        return
+    java = ["java", "-cp", _kafka_classpath(s), f"-Dlog4j2.configurationFile={log4j}",
+            "kafka.tools.StorageTool"]
+    cluster_id = subprocess.run([*java, "random-uuid"], capture_output=True, text=True,
+                                check=True).stdout.strip().splitlines()[-1]
+    result = subprocess.run([*java, "format", "-t", cluster_id, "-c", str(config)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise installer.InstallError(f"kafka storage format failed:\n{result.stderr[-2000:]}")
+
+
+def _kafka_command(ctx: Context) -> list[str]:
+    s = ctx.settings
+    config, _, log4j = _kafka_paths(s)
+    return ["java", f"-Xms{s.kafka_heap}", f"-Xmx{s.kafka_heap}", "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}", "-cp", _kafka_classpath(s),
+            "kafka.Kafka", str(config)]
+
+
+def _kafka_health(ctx: Context) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": ctx.settings.kafka_bootstrap,
+                         "socket.connection.setup.timeout.ms": 2000, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=3)
+    except Exception as exc:
+        raise Unhealthy(str(exc)) from exc
+    return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
+
+
+# --- Apicurio Registry ------------------------------------------------------------------------
+
+def _registry_command(ctx: Context) -> list[str]:
+    s = ctx.settings
+    return ["java", f"-Xmx{s.registry_heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-jar", str(installer.registry_runner(s))]
+
+
+def _registry_env(ctx: Context) -> dict[str, str]:
+    s = ctx.settings
+    # Quarkus maps these to apicurio.* / quarkus.* properties; env keeps the password out of `ps`.
+    return {
+        "QUARKUS_HTTP_HOST": s.host,
+        "QUARKUS_HTTP_PORT": str(s.registry_port),
+        "APICURIO_STORAGE_KIND": "sql",
+        "APICURIO_STORAGE_SQL_KIND": "postgresql",
+        "APICURIO_DATASOURCE_URL":
+            f"jdbc:postgresql://{s.host}:{s.postgres_port}/{REGISTRY_DATABASE}",
+        "APICURIO_DATASOURCE_USERNAME": POSTGRES_USER,
+        "APICURIO_DATASOURCE_PASSWORD": ctx.secret["POSTGRES_PASSWORD"],
+        "QUARKUS_LOG_LEVEL": "WARN",
+        "QUARKUS_LOG_CATEGORY__IO_APICURIO__LEVEL": "INFO",
+    }
+
+
+def http_get_json(url: str, timeout: float = 3.0, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _registry_health(ctx: Context) -> str:
+    try:
+        subjects = http_get_json(f"{ctx.settings.registry_url}/subjects")
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise Unhealthy(str(exc)) from exc
+    return f"{len(subjects)} subject(s)"
+
+
+# --- Cassandra ------------------------------------------------------------------------------
+
+def _cassandra_paths(s: Settings) -> tuple[Path, Path]:
+    base = s.state_dir / "cassandra"
+    return base / "cassandra.yaml", base / "data"
+
+
+def _prepare_cassandra(ctx: Context) -> None:
+    s = ctx.settings
+    config, data = _cassandra_paths(s)
+    _render("cassandra.yaml", config, host=s.host, port=s.cassandra_port,
+            storage_port=s.cassandra_storage_port, data_dir=data)
+
+
+def _cassandra_command(ctx: Context) -> list[str]:
+    s = ctx.settings
+    config, data = _cassandra_paths(s)
+    lib = s.jvm_dir / "cassandra" / "lib"
+    jamm = next(lib.glob("jamm-*.jar"))
+    options = [line.strip() for line in (CONF_DIR / "cassandra-jvm17.options").read_text()
+               .splitlines() if line.strip() and not line.startswith("#")]
+    args: list[str] = []
+    for option in options:
+        args += option.split(" ", 1)
+    return ["java", f"-Xms{s.cassandra_heap}", f"-Xmx{s.cassandra_heap}", *args,
+            f"-javaagent:{jamm}", f"-Dcassandra.config=file://{config}",
+            f"-Dcassandra.storagedir={data}",
+            f"-Dlogback.configurationFile={CONF_DIR / 'cassandra-logback.xml'}",
+            "-cp", f"{lib}/*", "org.apache.cassandra.service.CassandraDaemon"]
+
+
+def cassandra_session(settings: Settings, timeout: float = 5.0):
+    from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy
+
+    cluster = Cluster([settings.host], port=settings.cassandra_port, connect_timeout=timeout,
+                      load_balancing_policy=RoundRobinPolicy(), protocol_version=5)
+    return cluster, cluster.connect()
+
+
+def _cassandra_health(ctx: Context) -> str:
+    import logging
+
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    try:
+        cluster, session = cassandra_session(ctx.settings, timeout=2)
+    except Exception as exc:
+        raise Unhealthy(str(exc)[:200]) from exc
+    try:
+        version = session.execute("SELECT release_version FROM system.local").one()[0]
+    finally:
+        cluster.shutdown()
+    return f"Cassandra {version}"
+
+
+# --- Airflow --------------------------------------------------------------------------------
+
+def _airflow(*args: str) -> list[str]:
+    return [str(Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "airflow"),
+            *args]
+
+
+def prepare_airflow(ctx: Context) -> None:
+    state = ctx.settings.state_dir / "airflow"
+    state.mkdir(parents=True, exist_ok=True)
+    passwords = state / "passwords.json"
+    passwords.write_text(json.dumps({AIRFLOW_ADMIN_USER: ctx.secret["AIRFLOW_ADMIN_PASSWORD"]}))
+    passwords.chmod(0o600)
+    result = subprocess.run(_airflow("db", "migrate"), env=ctx.env, capture_output=True,
+                            text=True, cwd=PROJECT_ROOT)
+    if result.returncode != 0:
+        raise installer.InstallError(
+            f"`airflow db migrate` failed:\n{(result.stdout + result.stderr)[-3000:]}")
+
+
+def _airflow_component_health(component: str) -> Callable[[Context], str]:
+    def check(ctx: Context) -> str:
+        try:
+            health = http_get_json(f"{ctx.settings.airflow_url}/api/v2/monitor/health")
+        except (OSError, urllib.error.URLError, ValueError) as exc:
+            raise Unhealthy(str(exc)) from exc
+        status = health.get(component, {}).get("status")
+        if status != "healthy":
+            raise Unhealthy(f"{component}: {status or 'unknown'}")
+        return f"{component} healthy"
+
+    return check
+
+
+def _airflow_api_health(ctx: Context) -> str:
+    return _airflow_component_health("metadatabase")(ctx).replace("metadatabase", "API, DB")
+
+
+def _describe(template: str) -> Callable[[Settings], str]:
+    return lambda s: template.format(s=s)
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("postgres", _describe("PostgreSQL on {s.host}:{s.postgres_port}"),
+            _postgres_command, _postgres_health, prepare=_prepare_postgres,
+            stop_signal=signal.SIGINT),  # SIGINT = fast shutdown; SIGTERM waits for clients
+    Service("kafka", _describe("Kafka (KRaft) on {s.kafka_bootstrap}"),
+            _kafka_command, _kafka_health, prepare=_prepare_kafka),
+    Service("registry",
+            _describe("Apicurio Registry (Confluent API) on {s.registry_url}"),
+            _registry_command, _registry_health, extra_env=_registry_env,
+            depends_on=("postgres",)),
+    Service("cassandra", _describe("Cassandra on {s.host}:{s.cassandra_port}"),
+            _cassandra_command, _cassandra_health, prepare=_prepare_cassandra,
+            stop_timeout_s=60),
+    Service("airflow-api-server", _describe("Airflow UI and API on {s.airflow_url}"),
+            lambda ctx: _airflow("api-server"), _airflow_api_health,
+            depends_on=("postgres",)),
+    Service("airflow-scheduler", _describe("Airflow scheduler (LocalExecutor)"),
+            lambda ctx: _airflow("scheduler"), _airflow_component_health("scheduler"),
+            depends_on=("postgres", "airflow-api-server")),
+    Service("airflow-dag-processor", _describe("Airflow DAG processor"),
+            lambda ctx: _airflow("dag-processor"), _airflow_component_health("dag_processor"),
+            depends_on=("postgres", "airflow-api-server")),
+    Service("airflow-triggerer", _describe("Airflow triggerer"),
+            lambda ctx: _airflow("triggerer"), _airflow_component_health("triggerer"),
+            depends_on=("postgres", "airflow-api-server")),
+)
+
+SERVICE_NAMES = tuple(service.name for service in SERVICES)
+
+
+def by_name(name: str) -> Service:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    raise KeyError(name)
+
+
+def java_available() -> bool:
+    return shutil.which("java") is not None

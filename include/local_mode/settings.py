@@ -1,0 +1,187 @@
+"""Local-mode settings: every knob has a documented default and a USERSTREAM_* environment name.
+
+The same names are used by docker-compose (see `.env.example`), so one configuration serves both.
+Secrets are never defaults: they are generated once into `<state>/secrets.env` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    postgres_port: int = 5433
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    registry_port: int = 8081
+    cassandra_port: int = 9042
+    cassandra_storage_port: int = 7000
+    airflow_port: int = 8080
+    randomuser_port: int = 8000
+    kafka_heap: str = "512m"
+    cassandra_heap: str = "1G"
+    registry_heap: str = "256m"
+    topic_partitions: int = 3
+    source: str = "api"
+    startup_timeout_s: int = 240
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        state = Path(_env("USERSTREAM_STATE_DIR", str(PROJECT_ROOT / ".local"))).resolve()
+        source = _env("USERSTREAM_SOURCE", "api")
+        if source not in {"api", "local"}:
+            raise ValueError(f"USERSTREAM_SOURCE must be 'api' or 'local', got {source!r}")
+        return cls(
+            state_dir=state,
+            host=_env("USERSTREAM_HOST", "127.0.0.1"),
+            postgres_port=_env_int("USERSTREAM_POSTGRES_PORT", 5433),
+            kafka_port=_env_int("USERSTREAM_KAFKA_PORT", 9092),
+            kafka_controller_port=_env_int("USERSTREAM_KAFKA_CONTROLLER_PORT", 9093),
+            registry_port=_env_int("USERSTREAM_REGISTRY_PORT", 8081),
+            cassandra_port=_env_int("USERSTREAM_CASSANDRA_PORT", 9042),
+            cassandra_storage_port=_env_int("USERSTREAM_CASSANDRA_STORAGE_PORT", 7000),
+            airflow_port=_env_int("USERSTREAM_AIRFLOW_PORT", 8080),
+            randomuser_port=_env_int("USERSTREAM_RANDOMUSER_PORT", 8000),
+            kafka_heap=_env("USERSTREAM_KAFKA_HEAP", "512m"),
+            cassandra_heap=_env("USERSTREAM_CASSANDRA_HEAP", "1G"),
+            registry_heap=_env("USERSTREAM_REGISTRY_HEAP", "256m"),
+            topic_partitions=_env_int("USERSTREAM_TOPIC_PARTITIONS", 3),
+            source=source,
+            startup_timeout_s=_env_int("USERSTREAM_STARTUP_TIMEOUT", 240),
+        )
+
+    # Folders under the state folder
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def jvm_dir(self) -> Path:
+        return self.state_dir / "jvm"
+
+    @property
+    def spark_dir(self) -> Path:
+        return self.state_dir / "spark"
+
+    @property
+    def spark_venv(self) -> Path:
+        return self.state_dir / "spark-venv"
+
+    @property
+    def spark_submit(self) -> Path:
+        return self.spark_venv / "bin" / "spark-submit"
+
+    @property
+    def spark_jars(self) -> list[Path]:
+        return sorted((self.spark_dir / "jars").glob("*.jar"))
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.state_dir / "checkpoints"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.state_dir / "secrets.env"
+
+    @property
+    def env_file(self) -> Path:
+        """Everything a client of the local stack needs (connections, Airflow settings)."""
+        return self.state_dir / "userstream.env"
+
+    # Endpoints
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def randomuser_url(self) -> str:
+        return f"http://{self.host}:{self.randomuser_port}"
+
+
+SECRET_NAMES = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
+                "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip("'")
+    return values
+
+
+def write_env_file(path: Path, values: dict[str, str], header: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {header}"]
+    lines += [f"{key}='{value}'" for key, value in values.items()]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def _fernet_key() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def ensure_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
+    """Returns the local secrets, generating any that are missing; True when something was new."""
+    current = read_env_file(settings.secrets_file)
+    generators = {
+        "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+        "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
+        "AIRFLOW_FERNET_KEY": _fernet_key,
+        "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),
+        "AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+    }
+    created = False
+    for name in SECRET_NAMES:
+        if not current.get(name):
+            current[name] = generators[name]()
+            created = True
+    if created:
+        write_env_file(settings.secrets_file, current,
+                       "Generated local-mode secrets. Never commit; `clean` deletes them.")
+    return current, created

@@ -1,0 +1,23 @@
+"""Every name the hops share, defined once: connection ids, topic, subject, tables, keyspace."""
+
+from typing import Final
+
+# Airflow connection ids (provider defaults where the provider has one).
+POSTGRES_CONN_ID: Final = "postgres_default"
+KAFKA_CONN_ID: Final = "kafka_default"
+SCHEMA_REGISTRY_CONN_ID: Final = "schema_registry"
+SPARK_CONN_ID: Final = "spark_default"
+CASSANDRA_CONN_ID: Final = "cassandra_default"
+RANDOMUSER_CONN_ID: Final = "randomuser_api"
+ALERTS_WEBHOOK_CONN_ID: Final = "alerts_webhook"
+
+# PostgreSQL
+USERSTREAM_DATABASE: Final = "userstream"
+STAGING_SCHEMA: Final = "staging"
+
+# Kafka and the schema registry
+USERS_TOPIC: Final = "users_created"
+USERS_VALUE_SUBJECT: Final = f"{USERS_TOPIC}-value"
+
+# Cassandra
+CASSANDRA_KEYSPACE: Final = "userstream"
