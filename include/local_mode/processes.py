@@ -7,6 +7,7 @@ process group, gracefully first, then forcefully.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -138,10 +139,8 @@ def stop(run_dir: Path, name: str, *, graceful_signal: int = signal.SIGTERM,
 
 
 def _signal_group(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def tail(path: Path, lines: int = 30) -> str:

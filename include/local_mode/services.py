@@ -265,11 +265,12 @@ def _cassandra_command(ctx: Context) -> list[str]:
 
 
 def cassandra_session(settings: Settings, timeout: float = 5.0):
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
+    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
     cluster = Cluster([settings.host], port=settings.cassandra_port, connect_timeout=timeout,
-                      load_balancing_policy=RoundRobinPolicy(), protocol_version=5)
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5)
     return cluster, cluster.connect()
 
 

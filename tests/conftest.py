@@ -1,0 +1,39 @@
+"""Shared fixtures. Integration tests run against the local stack started by `make up`: a service
+that is down fails the test (never a skip), so a green run always means the real stack was used."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from include.local_mode.cli import make_context
+from include.local_mode.services import SERVICES, Context, Unhealthy
+from include.local_mode.settings import Settings
+
+
+def pytest_collection_modifyitems(config, items):
+    # Lifecycle tests stop and restart the stack, so they run after everything else.
+    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Context:
+    """The running local stack; fails with what is down and how to start it."""
+    ctx, _ = make_context(settings)
+    down = []
+    for service in SERVICES:
+        try:
+            service.health(ctx)
+        except (Unhealthy, Exception) as exc:
+            down.append(f"{service.name}: {exc}")
+    if down:
+        pytest.fail("local stack is not healthy (start it with `make up`):\n  " + "\n  ".join(down))
+    # Clients in the tests (Airflow hooks included) see the same connections as the services.
+    os.environ.update({k: v for k, v in ctx.env.items() if k.startswith(("AIRFLOW", "USERSTREAM"))})
+    return ctx

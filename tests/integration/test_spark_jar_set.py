@@ -1,0 +1,49 @@
+"""The project's spark-submit and jar set read Kafka and write Cassandra through the connector."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from include import names
+from include.local_mode.services import cassandra_session
+
+JOB = Path(__file__).parent / "spark_jobs" / "kafka_to_cassandra_smoke.py"
+
+
+def test_spark_job_reads_kafka_and_writes_cassandra(stack):
+    s = stack.settings
+    topic = f"spark-smoke-{uuid.uuid4().hex[:8]}"
+    table = f"spark_smoke_{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
+    producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "acks": "all"})
+    expected = {f"user-{i}": f"payload-{i}-ñ" for i in range(100)}
+    for key, value in expected.items():
+        producer.produce(topic, key=key.encode(), value=value.encode())
+    assert producer.flush(30) == 0
+
+    cluster, session = cassandra_session(s)
+    session.execute(f"CREATE TABLE {names.CASSANDRA_KEYSPACE}.{table} "
+                    "(id text PRIMARY KEY, body text, kafka_offset bigint)")
+    try:
+        jars = ",".join(str(p) for p in s.spark_jars)
+        env = {**os.environ, "PYSPARK_PYTHON": str(s.spark_venv / "bin" / "python")}
+        result = subprocess.run(
+            [str(s.spark_submit), "--master", "local[2]", "--jars", jars,
+             "--conf", "spark.ui.enabled=false", str(JOB), s.kafka_bootstrap, topic, s.host,
+             str(s.cassandra_port), names.CASSANDRA_KEYSPACE, table],
+            capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert "SMOKE_ROWS_WRITTEN=100" in result.stdout
+        rows = session.execute(f"SELECT id, body FROM {names.CASSANDRA_KEYSPACE}.{table}")
+        assert {row.id: row.body for row in rows} == expected
+    finally:
+        session.execute(f"DROP TABLE IF EXISTS {names.CASSANDRA_KEYSPACE}.{table}")
+        cluster.shutdown()
+        admin.delete_topics([topic])
