@@ -33,8 +33,10 @@ status: venv
 clean: venv
 	$(VENV_PY) -m include.local_mode clean
 
-test: up
-	$(VENV_PY) -m pytest
+# Tests run offline: the bundled randomuser-compatible API is the source.
+test:
+	$(MAKE) up SOURCE=local
+	USERSTREAM_SOURCE=local $(VENV_PY) -m pytest
 
 test-unit: venv
 	$(VENV_PY) -m pytest tests/unit tests/dags

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from include.local_mode.cli import make_context
-from include.local_mode.services import SERVICES, Context, Unhealthy
+from include.local_mode.services import Context, Unhealthy, active_services
 from include.local_mode.settings import Settings
 
 
@@ -27,7 +27,7 @@ def stack(settings: Settings) -> Context:
     """The running local stack; fails with what is down and how to start it."""
     ctx, _ = make_context(settings)
     down = []
-    for service in SERVICES:
+    for service in active_services(settings):
         try:
             service.health(ctx)
         except (Unhealthy, Exception) as exc:

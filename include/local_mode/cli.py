@@ -15,10 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 from include.local_mode import bootstrap, installer, processes
 from include.local_mode.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
 from include.local_mode.services import (
+    OFFLINE_SOURCE_ONLY,
     SERVICES,
     Context,
     Service,
     Unhealthy,
+    active_services,
     log_file,
     prepare_airflow,
 )
@@ -94,15 +96,17 @@ def up(settings: Settings) -> int:
     installer.ensure_all(settings)
     ctx, _ = make_context(settings)  # the Spark jar list is known only after the install
 
-    by_name = {service.name: service for service in SERVICES}
+    services = active_services(settings)
+    _apply_source_change(settings)
+    by_name = {service.name: service for service in services}
     _start(by_name["postgres"], ctx)
     _wait_healthy([by_name["postgres"]], ctx)
     created = bootstrap.ensure_databases(ctx)
     if created:
         _say(f"  created databases: {', '.join(created)}")
 
-    airflow = [s for s in SERVICES if s.name.startswith("airflow-")]
-    others = [s for s in SERVICES if s.name != "postgres" and s not in airflow]
+    airflow = [s for s in services if s.name.startswith("airflow-")]
+    others = [s for s in services if s.name != "postgres" and s not in airflow]
     for service in others:
         if _start(service, ctx):
             _say(f"  started {service.name}")
@@ -125,14 +129,34 @@ def up(settings: Settings) -> int:
          f"topic {'created' if topic_created else 'present'}; {statements} CQL statements; "
          f"Avro subject schema id {schema_id}")
     write_client_env(settings, ctx.secret)
+    _source_marker(settings).write_text(settings.source)
     _summary(ctx, new_secrets, time.monotonic() - started_at)
     return 0
+
+
+def _source_marker(settings: Settings):
+    return settings.run_dir / "source"
+
+
+def _apply_source_change(settings: Settings) -> None:
+    """Airflow reads the `randomuser_api` connection from its environment at start, so switching
+    the source restarts Airflow; the local API runs only for the local source."""
+    marker = _source_marker(settings)
+    previous = marker.read_text().strip() if marker.exists() else None
+    if previous is None or previous == settings.source:
+        return
+    _say(f"  source changed from {previous} to {settings.source}: restarting Airflow")
+    for service in reversed(SERVICES):
+        if service.name.startswith("airflow-") or (
+                service.name in OFFLINE_SOURCE_ONLY and settings.source != "local"):
+            processes.stop(settings.run_dir, service.name, graceful_signal=service.stop_signal,
+                           timeout_s=service.stop_timeout_s)
 
 
 def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
     s = ctx.settings
     _say(f"\nuserstream local stack is up ({elapsed:.0f}s). Source: {s.source}")
-    for service in SERVICES:
+    for service in active_services(s):
         _say(f"  {service.name:<22} {service.describe(s)}")
     _say(f"\n  Airflow UI: {s.airflow_url}  user: {AIRFLOW_ADMIN_USER}")
     if new_secrets:
@@ -153,7 +177,7 @@ def down(settings: Settings) -> int:
 def status(settings: Settings) -> int:
     ctx, _ = make_context(settings)
     all_ok = True
-    for service in SERVICES:
+    for service in active_services(settings):
         tracked = processes.running(settings.run_dir, service.name)
         if tracked is None:
             all_ok = False

@@ -327,6 +327,23 @@ def _airflow_api_health(ctx: Context) -> str:
     return _airflow_component_health("metadatabase")(ctx).replace("metadatabase", "API, DB")
 
 
+# --- randomuser-compatible API (offline source) ----------------------------------------------
+
+def _randomuser_command(ctx: Context) -> list[str]:
+    s = ctx.settings
+    return [str(Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "python"),
+            "-m", "include.randomuser.local_api", "--host", s.host, "--port",
+            str(s.randomuser_port)]
+
+
+def _randomuser_health(ctx: Context) -> str:
+    try:
+        http_get_json(f"{ctx.settings.randomuser_url}/__health")
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise Unhealthy(str(exc)) from exc
+    return "serving /api/1.4/"
+
+
 def _describe(template: str) -> Callable[[Settings], str]:
     return lambda s: template.format(s=s)
 
@@ -344,6 +361,10 @@ SERVICES: tuple[Service, ...] = (
     Service("cassandra", _describe("Cassandra on {s.host}:{s.cassandra_port}"),
             _cassandra_command, _cassandra_health, prepare=_prepare_cassandra,
             stop_timeout_s=60),
+    Service("randomuser-api",
+            _describe("randomuser-compatible API on {s.randomuser_url}/api/1.4/ "
+                      "(USERSTREAM_SOURCE=local only)"),
+            _randomuser_command, _randomuser_health),
     Service("airflow-api-server", _describe("Airflow UI and API on {s.airflow_url}"),
             lambda ctx: _airflow("api-server"), _airflow_api_health,
             depends_on=("postgres",)),
@@ -359,6 +380,13 @@ SERVICES: tuple[Service, ...] = (
 )
 
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
+OFFLINE_SOURCE_ONLY = frozenset({"randomuser-api"})
+
+
+def active_services(settings: Settings) -> tuple[Service, ...]:
+    """The services this configuration runs: the local randomuser API only for the local source."""
+    return tuple(s for s in SERVICES
+                 if settings.source == "local" or s.name not in OFFLINE_SOURCE_ONLY)
 
 
 def by_name(name: str) -> Service:

@@ -12,7 +12,7 @@ import pytest
 
 from include.local_mode import processes
 from include.local_mode.cli import StartupError, _wait_healthy
-from include.local_mode.services import SERVICE_NAMES, Service, Unhealthy
+from include.local_mode.services import Service, Unhealthy, active_services
 from include.local_mode.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.lifecycle
@@ -26,7 +26,7 @@ def _local_mode(command: str, timeout: int = 900) -> tuple[subprocess.CompletedP
 
 
 def _tracked(settings) -> dict[str, processes.Tracked]:
-    return {name: processes.running(settings.run_dir, name) for name in SERVICE_NAMES}
+    return {s.name: processes.running(settings.run_dir, s.name) for s in active_services(settings)}
 
 
 def test_up_twice_is_idempotent(stack):

@@ -1,0 +1,6 @@
+-- The window's normalised users, loaded with COPY, then merged set-wise.
+CREATE TEMP TABLE incoming_users (
+    LIKE staging.users INCLUDING DEFAULTS
+) ON COMMIT DROP;
+ALTER TABLE incoming_users DROP COLUMN first_window_start, DROP COLUMN last_window_start,
+    DROP COLUMN created_at, DROP COLUMN updated_at;
