@@ -1,0 +1,72 @@
+"""Helpers the integration and end-to-end tests share: the Airflow REST API, the local API's
+fault switch, and Postgres look-ups."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from typing import Any
+
+import requests
+
+from include.local_mode.services import Context
+from include.local_mode.settings import PROJECT_ROOT
+
+
+class AirflowApi:
+    def __init__(self, ctx: Context):
+        self.base = ctx.settings.airflow_url
+        token = requests.post(f"{self.base}/auth/token", timeout=30, json={
+            "username": "admin", "password": ctx.secret["AIRFLOW_ADMIN_PASSWORD"]})
+        token.raise_for_status()
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)
+        if response.status_code >= 400:
+            raise AssertionError(f"{method} {path} -> {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> dict:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = self.session.get(f"{self.base}/api/v2/dags/{dag_id}", timeout=30)
+            if response.status_code == 200:
+                return response.json()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"DAG {dag_id} was not parsed within {timeout_s}s")
+            time.sleep(2)
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def runs(self, dag_id: str, **params: Any) -> list[dict]:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns",
+                         params={"limit": 100, **params})["dag_runs"]
+
+    def wait_for_runs(self, dag_id: str, run_ids: set[str], timeout_s: float = 300) -> list[dict]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            runs = [r for r in self.runs(dag_id) if r["dag_run_id"] in run_ids]
+            if len(runs) == len(run_ids) and all(r["state"] in {"success", "failed"}
+                                                 for r in runs):
+                return runs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"runs not finished within {timeout_s}s: "
+                                     f"{[(r['dag_run_id'], r['state']) for r in runs]}")
+            time.sleep(2)
+
+
+def airflow_cli(ctx: Context, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    airflow = PROJECT_ROOT / ".venv" / "bin" / "airflow"
+    return subprocess.run([str(airflow), *args], env=ctx.env, cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def set_faults(ctx: Context, **spec: Any) -> None:
+    url = f"{ctx.settings.randomuser_url}/__faults"
+    if spec:
+        requests.post(url, json=spec, timeout=5).raise_for_status()
+    else:
+        requests.delete(url, timeout=5).raise_for_status()
