@@ -192,11 +192,23 @@ class RandomUserClient:
             f"randomuser API gave no valid answer for seed={seed!r} page={page} after "
             f"{attempt} attempt(s): {last_problem}")
 
-    def fetch_window(self, seed: str, total: int, nat: str | None = None) -> list[Page]:
+    def fetch_window(self, seed: str, total: int, nat: str | None = None,
+                     prefetch: int = 2) -> list[Page]:
+        """Fetches the window's pages in order, `prefetch` at a time, so the API works on the next
+        page while this process parses the last one."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        plan = page_plan(total)
+        with ThreadPoolExecutor(max_workers=max(1, min(prefetch, len(plan)))) as pool:
+            results = pool.map(lambda item: self.fetch_page(seed, item[0], item[1], nat), plan)
+            return self._trim(list(results), total)
+
+    @staticmethod
+    def _trim(results: list[Page], total: int) -> list[Page]:
         pages = []
         fetched = 0
-        for page, size in page_plan(total):
-            result = self.fetch_page(seed, page, size, nat)
+        for result in results:
+            page, size = result.page, result.requested
             keep = min(size, total - fetched)
             if keep < size:  # the last page of a paged window is trimmed to the window's size
                 result.payload["results"] = result.payload["results"][:keep]

@@ -19,9 +19,11 @@ import hashlib
 import json
 import random
 import threading
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -129,15 +131,33 @@ WORDS = ("organic", "tiny", "silver", "happy", "lazy", "brown", "blue", "koala",
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+@cache
+def _compile(pattern: str) -> tuple[tuple[str, int], ...]:
+    """Splits a pattern into runs: ("9", n) digits, ("A", n) letters, ("", text) literals."""
+    runs: list[list] = []
+    for ch in pattern:
+        kind = ch if ch in "9A" else ""
+        if runs and runs[-1][0] == kind and kind:
+            runs[-1][1] += 1
+        elif kind:
+            runs.append([kind, 1])
+        else:
+            runs.append(["", ch])
+    return tuple((kind, value) for kind, value in runs)
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def _pattern(rng: random.Random, pattern: str) -> str:
     out = []
-    for ch in pattern:
-        if ch == "9":
-            out.append(str(rng.randrange(10)))
-        elif ch == "A":
-            out.append(chr(65 + rng.randrange(26)))
+    for kind, value in _compile(pattern):
+        if kind == "9":
+            out.append(str(rng.randrange(10 ** value)).zfill(value))
+        elif kind == "A":
+            out.append("".join(rng.choices(LETTERS, k=value)))
         else:
-            out.append(ch)
+            out.append(value)
     return "".join(out)
 
 
@@ -148,29 +168,28 @@ def _postcode(rng: random.Random, fmt: str) -> int | str:
     return _pattern(rng, fmt)
 
 
+NOW_EPOCH = int(NOW.timestamp())
+YEAR_S = 365.25 * 86400
+
+
 def _date(rng: random.Random, min_years: int, max_years: int) -> tuple[str, int]:
-    moment = NOW - timedelta(days=rng.uniform(min_years * 365.25, max_years * 365.25))
-    moment = moment.replace(microsecond=rng.randrange(1000) * 1000)
-    age = int((NOW - moment).days // 365.25)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z", age
+    seconds_ago = rng.randrange(int(min_years * YEAR_S), int(max_years * YEAR_S))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(NOW_EPOCH - seconds_ago))
+    return f"{stamp}.{rng.randrange(1000):03d}Z", int(seconds_ago // YEAR_S)
 
 
 def make_user(rng: random.Random, nat_code: str) -> dict[str, Any]:
     nat = NATIONALITIES[nat_code]
+    bits = rng.getrandbits
     gender = "male" if rng.random() < 0.5 else "female"
     first = rng.choice(nat.male if gender == "male" else nat.female)
     last = rng.choice(nat.last)
     city, state = rng.choice(nat.places)
-    password = rng.choice(WORDS) + str(rng.randrange(100))
-    salt = _pattern(rng, "AAAAAAAA")
-    digest = hashlib.sha256((password + salt).encode()).hexdigest()
     dob, age = _date(rng, 18, 80)
     registered, registered_age = _date(rng, 0, 20)
     offset, description = rng.choice(OFFSETS)
     portrait = "men" if gender == "male" else "women"
     number = rng.randrange(100)
-    ascii_first = first.encode("ascii", "ignore").decode().lower() or "user"
-    ascii_last = last.encode("ascii", "ignore").decode().lower().replace(" ", "") or "person"
     return {
         "gender": gender,
         "name": {"title": rng.choice(TITLES[gender]), "first": first, "last": last},
@@ -182,19 +201,20 @@ def make_user(rng: random.Random, nat_code: str) -> dict[str, Any]:
                             "longitude": f"{rng.uniform(-180, 180):.4f}"},
             "timezone": {"offset": offset, "description": description},
         },
-        "email": f"{ascii_first}.{ascii_last}@example.com",
+        "email": f"{_ascii(first)}.{_ascii(last)}@example.com",
         "login": {
-            "uuid": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "uuid": str(uuid.UUID(int=bits(128), version=4)),
             "username": f"{rng.choice(WORDS)}{rng.choice(WORDS)}{rng.randrange(1000)}",
-            "password": password, "salt": salt,
-            "md5": hashlib.md5(digest.encode()).hexdigest(),
-            "sha1": hashlib.sha1(digest.encode()).hexdigest(), "sha256": digest,
+            "password": f"{rng.choice(WORDS)}{rng.randrange(100)}",
+            "salt": "".join(rng.choices(LETTERS, k=8)),
+            # Random hex of the right lengths: the real API's hashes carry no meaning either.
+            "md5": f"{bits(128):032x}", "sha1": f"{bits(160):040x}", "sha256": f"{bits(256):064x}",
         },
         "dob": {"date": dob, "age": age},
         "registered": {"date": registered, "age": registered_age},
         "phone": _pattern(rng, nat.phone), "cell": _pattern(rng, nat.phone),
         "id": {"name": nat.id_name,
-               "value": None if not nat.id_name else _pattern(rng, "999999999")},
+               "value": None if not nat.id_name else str(rng.randrange(10 ** 9)).zfill(9)},
         "picture": {
             "large": f"https://randomuser.me/api/portraits/{portrait}/{number}.jpg",
             "medium": f"https://randomuser.me/api/portraits/med/{portrait}/{number}.jpg",
@@ -202,6 +222,11 @@ def make_user(rng: random.Random, nat_code: str) -> dict[str, Any]:
         },
         "nat": nat_code,
     }
+
+
+@cache
+def _ascii(name: str) -> str:
+    return name.encode("ascii", "ignore").decode().lower().replace(" ", "") or "user"
 
 
 def parse_nat(raw: str | None) -> list[str]:

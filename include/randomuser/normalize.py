@@ -7,8 +7,6 @@ strings for others); coordinates arrive as strings and become numbers; `id.value
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
@@ -49,12 +47,6 @@ class StagedUser:
     picture_large: str | None
     picture_medium: str | None
     picture_thumbnail: str | None
-
-    def content_hash(self) -> str:
-        """Hash of every field: a changed user gets a new hash, an unchanged one the same."""
-        canonical = json.dumps(self.as_json(), sort_keys=True, ensure_ascii=False,
-                               separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def as_json(self) -> dict[str, Any]:
         row = asdict(self)

@@ -43,7 +43,9 @@ def _backfill(ctx, api: AirflowApi, start: datetime, end: datetime, *extra: str)
                         logical_date_lte=end.isoformat())
         fresh = [r for r in runs if r["run_type"] == "backfill" and r["end_date"] and
                  datetime.fromisoformat(r["end_date"]).timestamp() >= requested]
-        if len(fresh) == 3 and all(r["state"] in {"success", "failed"} for r in fresh):
+        backfills = api.call("GET", "/backfills", params={"dag_id": DAG_ID})["backfills"]
+        if (len(fresh) == 3 and all(r["state"] in {"success", "failed"} for r in fresh)
+                and all(b["completed_at"] for b in backfills)):
             return fresh
         assert time.monotonic() < deadline, f"backfill did not finish: {runs}"
         time.sleep(2)

@@ -1,10 +1,14 @@
 -- Upserts the window's users and writes one outbox event per new or changed user, in the
--- caller's transaction. Unchanged users (same content hash) are left alone: no update, no event.
+-- caller's transaction. The content hash is the md5 of the user's row text (stable because the
+-- transaction pins TimeZone to UTC); unchanged users are left alone: no update, no event.
 -- Parameters: %(window_start)s. Returns: inserted, updated, new_events, max_event_id.
-WITH merged AS (
+WITH incoming AS (
+    SELECT i.*, md5(i::text) AS content_hash FROM incoming_users i
+),
+merged AS (
     INSERT INTO staging.users AS u
     SELECT i.*, %(window_start)s, %(window_start)s, now(), now()
-    FROM incoming_users i
+    FROM incoming i
     ON CONFLICT (user_id) DO UPDATE
         SET gender = EXCLUDED.gender, title = EXCLUDED.title,
             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
@@ -22,13 +26,14 @@ WITH merged AS (
             content_hash = EXCLUDED.content_hash,
             last_window_start = EXCLUDED.last_window_start, updated_at = now()
         WHERE u.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-    RETURNING u.user_id, (xmax = 0) AS inserted
+    RETURNING u.*, (xmax = 0) AS inserted
 ),
 events AS (
     INSERT INTO staging.user_events (user_id, content_hash, payload)
-    SELECT i.user_id, i.content_hash, to_jsonb(i) - 'content_hash'
-    FROM merged m JOIN incoming_users i USING (user_id)
-    ORDER BY i.user_id
+    SELECT m.user_id, m.content_hash,
+           to_jsonb(m) - ARRAY['content_hash', 'first_window_start', 'last_window_start',
+                               'created_at', 'updated_at', 'inserted']
+    FROM merged m
     RETURNING id
 )
 SELECT (SELECT count(*) FROM merged WHERE inserted)     AS inserted,
