@@ -55,6 +55,17 @@ def _start(service: Service, ctx: Context) -> bool:
     settings = ctx.settings
     if processes.running(settings.run_dir, service.name):
         return False
+    orphan = service.adopt(settings)
+    if orphan is not None:
+        processes.adopt(settings.run_dir, service.name, orphan)
+        _say(f"  adopted running {service.name} (pid {orphan})")
+        return False
+    busy = [p for p in service.ports(settings) if processes.port_in_use(settings.host, p)]
+    if busy:
+        raise StartupError(
+            f"{service.name} cannot start: port(s) {busy} on {settings.host} are already in use "
+            f"by a process local mode did not start. Stop it, or choose other ports with the "
+            f"USERSTREAM_*_PORT settings (see .env.example).")
     service.prepare(ctx)
     processes.start(service.name, service.command(ctx), run_dir=settings.run_dir,
                     log_file=log_file(settings, service.name),

@@ -24,7 +24,7 @@ class Tracked:
     start_ticks: int
 
 
-def _start_ticks(pid: int) -> int | None:
+def process_start_ticks(pid: int) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -35,7 +35,7 @@ def _start_ticks(pid: int) -> int | None:
 
 
 def is_running(pid: int, start_ticks: int | None = None) -> bool:
-    ticks = _start_ticks(pid)
+    ticks = process_start_ticks(pid)
     if ticks is None:
         return False
     try:
@@ -94,9 +94,25 @@ def start(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env=env, cwd=cwd, start_new_session=True, close_fds=True,
         )
-    ticks = _start_ticks(proc.pid) or 0
+    ticks = process_start_ticks(proc.pid) or 0
     pid_file(run_dir, name).write_text(f"{proc.pid} {ticks}\n")
     return Tracked(name, proc.pid, ticks)
+
+
+def adopt(run_dir: Path, name: str, pid: int) -> Tracked:
+    """Records an already running process as the service's (its PID file was lost)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ticks = process_start_ticks(pid) or 0
+    pid_file(run_dir, name).write_text(f"{pid} {ticks}\n")
+    return Tracked(name, pid, ticks)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
 
 
 def group_members(pgid: int) -> list[int]:
@@ -111,6 +127,28 @@ def group_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
+
+
+def descendants(pid: int) -> list[int]:
+    """The process and everything it started, including children that left its process group
+    (PostgreSQL's backends call setsid)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        if Path(f"/proc/{current}").exists():
+            found.append(current)
+        stack.extend(children.get(current, []))
+    return found
 
 
 def stop(run_dir: Path, name: str, *, graceful_signal: int = signal.SIGTERM,

@@ -41,6 +41,8 @@ class Service:
     health: Callable[[Context], str]  # returns a detail string; raises when unhealthy
     prepare: Callable[[Context], None] = lambda ctx: None
     extra_env: Callable[[Context], dict[str, str]] = lambda ctx: {}
+    ports: Callable[[Settings], tuple[int, ...]] = lambda s: ()
+    adopt: Callable[[Settings], int | None] = lambda s: None
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 30.0
     depends_on: tuple[str, ...] = field(default_factory=tuple)
@@ -114,6 +116,21 @@ def _chown_to_postgres(path: Path) -> None:
         os.chown(root, owner.pw_uid, owner.pw_gid)
         for name in dirs + files:
             os.lchown(os.path.join(root, name), owner.pw_uid, owner.pw_gid)
+
+
+def _adopt_postgres(s: Settings) -> int | None:
+    """A postmaster left running without our PID file (e.g. after a crash of `up`) is ours:
+    PostgreSQL's own postmaster.pid says which process owns the data directory."""
+    lock = _pg_dir(s) / "data" / "postmaster.pid"
+    try:
+        pid = int(lock.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"postgres" in cmdline else None
 
 
 def _postgres_command(ctx: Context) -> list[str]:
@@ -351,23 +368,25 @@ def _describe(template: str) -> Callable[[Settings], str]:
 SERVICES: tuple[Service, ...] = (
     Service("postgres", _describe("PostgreSQL on {s.host}:{s.postgres_port}"),
             _postgres_command, _postgres_health, prepare=_prepare_postgres,
-            stop_signal=signal.SIGINT),  # SIGINT = fast shutdown; SIGTERM waits for clients
+            stop_signal=signal.SIGINT, ports=lambda s: (s.postgres_port,),
+            adopt=_adopt_postgres),  # SIGINT = fast shutdown; SIGTERM waits for clients
     Service("kafka", _describe("Kafka (KRaft) on {s.kafka_bootstrap}"),
-            _kafka_command, _kafka_health, prepare=_prepare_kafka),
+            _kafka_command, _kafka_health, prepare=_prepare_kafka,
+            ports=lambda s: (s.kafka_port, s.kafka_controller_port)),
     Service("registry",
             _describe("Apicurio Registry (Confluent API) on {s.registry_url}"),
             _registry_command, _registry_health, extra_env=_registry_env,
-            depends_on=("postgres",)),
+            ports=lambda s: (s.registry_port,), depends_on=("postgres",)),
     Service("cassandra", _describe("Cassandra on {s.host}:{s.cassandra_port}"),
             _cassandra_command, _cassandra_health, prepare=_prepare_cassandra,
-            stop_timeout_s=60),
+            stop_timeout_s=60, ports=lambda s: (s.cassandra_port, s.cassandra_storage_port)),
     Service("randomuser-api",
             _describe("randomuser-compatible API on {s.randomuser_url}/api/1.4/ "
                       "(USERSTREAM_SOURCE=local only)"),
-            _randomuser_command, _randomuser_health),
+            _randomuser_command, _randomuser_health, ports=lambda s: (s.randomuser_port,)),
     Service("airflow-api-server", _describe("Airflow UI and API on {s.airflow_url}"),
             lambda ctx: _airflow("api-server"), _airflow_api_health,
-            depends_on=("postgres",)),
+            ports=lambda s: (s.airflow_port,), depends_on=("postgres",)),
     Service("airflow-scheduler", _describe("Airflow scheduler (LocalExecutor)"),
             lambda ctx: _airflow("scheduler"), _airflow_component_health("scheduler"),
             depends_on=("postgres", "airflow-api-server")),

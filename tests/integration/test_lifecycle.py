@@ -64,13 +64,17 @@ def test_a_service_that_dies_fails_startup_with_its_name_and_log(stack, tmp_path
 
 def test_down_leaves_no_process_running_then_up_restores(stack):
     before = _tracked(stack.settings)
-    groups = {name: processes.group_members(t.pid) for name, t in before.items()}
-    assert all(groups.values())
+    family = {name: {(pid, processes.process_start_ticks(pid)) for pid in
+                     set(processes.group_members(t.pid)) | set(processes.descendants(t.pid))}
+              for name, t in before.items()}
+    assert all(family.values())
     result, _ = _local_mode("down")
     assert result.returncode == 0, result.stdout + result.stderr
     for name, tracked in before.items():
         assert not processes.is_running(tracked.pid, tracked.start_ticks), f"{name} still runs"
         assert processes.group_members(tracked.pid) == [], f"{name} left children running"
+        survivors = [pid for pid, ticks in family[name] if processes.is_running(pid, ticks)]
+        assert survivors == [], f"{name} left processes {survivors} running"
     assert not any(_tracked(stack.settings).values())
 
     result, elapsed = _local_mode("up")
