@@ -26,3 +26,10 @@ STAGED_USER_EVENTS = Asset(
          f"{names.STAGING_SCHEMA}/user_events"),
     group="userstream",
 )
+
+
+USERS_TOPIC = Asset(
+    name="userstream.users_created_topic",
+    uri=f"kafka://{_endpoint('KAFKA', 9092)}/{names.USERS_TOPIC}",
+    group="userstream",
+)

@@ -33,3 +33,16 @@ def test_ingest_users_contract(dagbag):
     assert task.retries == 3 and task.retry_exponential_backoff
     assert [a.uri for a in task.outlets] == [
         "postgres://127.0.0.1:5433/userstream/staging/user_events"]
+
+
+def test_relay_user_events_contract(dagbag):
+    dag = dagbag.dags["relay_user_events"]
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.summary == "Asset or */5 * * * *"
+    assert [key.uri for key, _ in dag.timetable.asset_condition.iter_assets()] == [
+        "postgres://127.0.0.1:5433/userstream/staging/user_events"]
+    assert dag.max_active_runs == 1
+    assert set(dag.tags) == {"userstream", "relay"}
+    (task,) = dag.tasks
+    assert task.retries == 5 and task.retry_exponential_backoff
+    assert [a.uri for a in task.outlets] == ["kafka://127.0.0.1:9092/users_created"]
