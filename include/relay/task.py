@@ -11,7 +11,7 @@ from include import names
 from include.relay.avro import load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
 from include.relay.outbox import DEFAULT_BATCH_SIZE, RelayStats, relay_pending
-from include.schema_registry import SchemaRegistryClient, load_schema_text
+from include.schema_registry import SchemaRegistryClient, SchemaRegistryError, load_schema_text
 
 
 def registry_url(conn_id: str = names.SCHEMA_REGISTRY_CONN_ID) -> str:
@@ -23,10 +23,20 @@ def registry_url(conn_id: str = names.SCHEMA_REGISTRY_CONN_ID) -> str:
 
 
 @cache
-def registered_schema_id(url: str) -> int:
-    """Registers the record's schema (idempotent) once per process; the registry refuses a change
-    that breaks the subject's BACKWARD rule, which fails the task with the registry's reason."""
-    return SchemaRegistryClient(url).register(names.USERS_VALUE_SUBJECT, load_schema_text())
+def registered_schema_id(url: str, subject: str = names.USERS_VALUE_SUBJECT,
+                         schema_text: str | None = None) -> int:
+    """Registers the record's schema (idempotent) once per process. The registry refuses a change
+    that breaks the subject's BACKWARD rule; the task then fails with the registry's reason."""
+    try:
+        return SchemaRegistryClient(url).register(subject, schema_text or load_schema_text())
+    except SchemaRegistryError as exc:
+        if exc.status == 409:
+            raise SchemaRegistryError(
+                f"the registry refused include/schemas/user_created.avsc for subject {subject!r}: "
+                f"it is not BACKWARD compatible with the registered versions ({exc.body[:300]}). "
+                "Add fields as optional with a default instead of changing or removing them.",
+                exc.status, exc.body) from exc
+        raise
 
 
 def _producer_hook():

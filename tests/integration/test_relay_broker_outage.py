@@ -1,0 +1,75 @@
+"""The broker stops in the middle of a relay: the relay fails, no event is marked published
+without an acknowledgement, and after the broker is back a rerun publishes the rest."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+
+from include import names
+from include.local_mode import processes
+from include.local_mode.cli import _start, _wait_healthy
+from include.local_mode.services import by_name, pg_connect
+from include.relay.avro import decode, load_parsed_schema
+from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
+from include.relay.outbox import RelayError, relay_pending
+from include.schema_registry import SchemaRegistryClient, load_schema_text
+from tests.integration.test_relay import EVENTS_SQL, _drain_outbox, _read_topic
+
+pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that need it steadily
+
+
+def test_broker_stopped_mid_relay_loses_nothing(stack):
+    bootstrap = stack.settings.kafka_bootstrap
+    schema_id = SchemaRegistryClient(stack.settings.registry_url).register(
+        names.USERS_VALUE_SUBJECT, load_schema_text())
+    schema = load_parsed_schema()
+    topic = f"outage-{uuid.uuid4().hex[:6]}"
+    ensure_topic({"bootstrap.servers": bootstrap}, topic, 3)
+    settings = {**PRODUCER_SETTINGS, "bootstrap.servers": bootstrap,
+                "message.timeout.ms": 15_000}
+    with pg_connect(stack, "userstream") as conn:
+        _drain_outbox(stack, conn, schema_id, schema)
+        ids = [r[0] for r in conn.execute(EVENTS_SQL, (60_000,)).fetchall()]
+        failure: list[BaseException] = []
+
+        def relay() -> None:
+            try:
+                with pg_connect(stack, "userstream") as own:
+                    relay_pending(own, Producer(settings), topic, schema_id, schema,
+                                  batch_size=2000)
+            except BaseException as exc:
+                failure.append(exc)
+
+        worker = threading.Thread(target=relay)
+        worker.start()
+        deadline = time.monotonic() + 120
+        while conn.execute("SELECT count(*) FROM staging.user_events WHERE id = ANY(%s) AND "
+                           "published_at IS NOT NULL", (ids,)).fetchone()[0] == 0:
+            assert time.monotonic() < deadline, "the relay published nothing"
+            time.sleep(0.05)
+        kafka = by_name("kafka")
+        processes.stop(stack.settings.run_dir, "kafka", timeout_s=30)
+        worker.join(180)
+        assert not worker.is_alive()
+        assert failure and isinstance(failure[0], RelayError), failure
+        assert "Nothing of it was marked published" in str(failure[0])
+        published_during = {r[0] for r in conn.execute(
+            "SELECT id FROM staging.user_events WHERE id = ANY(%s) AND published_at IS NOT NULL",
+            (ids,))}
+        assert 0 < len(published_during) < len(ids)
+
+        _start(kafka, stack)
+        _wait_healthy([kafka], stack)
+        stats = relay_pending(conn, Producer(settings), topic, schema_id, schema)
+        assert stats.sent == len(ids) - len(published_during)
+        left = conn.execute("SELECT count(*) FROM staging.user_events WHERE id = ANY(%s) AND "
+                            "published_at IS NULL", (ids,)).fetchone()[0]
+        assert left == 0
+    on_topic = {decode(m.value(), schema)["event_id"] for m in _read_topic(stack, topic)}
+    assert published_during <= on_topic, "an event was marked published but never acknowledged"
+    assert on_topic == set(ids), "an event was lost"
