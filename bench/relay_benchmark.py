@@ -1,0 +1,93 @@
+"""Relay benchmark: events/s from the PostgreSQL outbox to Kafka (claim, Avro, produce, wait for
+acks, mark published) for real ingested users, next to Kafka's own ProducerPerformance with the
+same record size and producer settings, measured in the same run.
+
+Run with the stack up (`make up SOURCE=local`):
+    USERSTREAM_SOURCE=local .venv/bin/python -m bench.relay_benchmark --events 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import Producer
+
+from include import names
+from include.ingest.window import IngestWindow, ingest_window
+from include.local_mode.cli import make_context
+from include.local_mode.services import pg_connect
+from include.local_mode.settings import Settings
+from include.randomuser.client import RandomUserClient
+from include.relay.avro import encode, event_record, load_parsed_schema
+from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
+from include.relay.outbox import relay_pending
+from include.schema_registry import SchemaRegistryClient, load_schema_text
+
+
+def producer_performance(settings: Settings, topic: str, records: int, size: int) -> dict:
+    props = {**PRODUCER_SETTINGS, "bootstrap.servers": settings.kafka_bootstrap}
+    props.pop("queue.buffering.max.messages")  # librdkafka-only setting
+    props["batch.size"] = 1_000_000
+    command = ["java", "-Xmx512m", "-cp", str(settings.jvm_dir / "kafka" / "lib" / "*"),
+               "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+               "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
+               "--producer-props", *[f"{k}={str(v).lower()}" for k, v in props.items()]]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    summary = output.strip().splitlines()[-1]
+    rate = float(re.search(r"([\d.]+) records/sec", summary).group(1))
+    return {"records_per_s": round(rate), "summary": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=100_000)
+    args = parser.parse_args()
+    ctx, _ = make_context(Settings.from_env())
+    os.environ.update({k: v for k, v in ctx.env.items() if k.startswith("AIRFLOW_CONN_")})
+    from airflow.providers.http.hooks.http import HttpHook
+
+    s = ctx.settings
+    admin = {"bootstrap.servers": s.kafka_bootstrap}
+    schema_id = SchemaRegistryClient(s.registry_url).register(names.USERS_VALUE_SUBJECT,
+                                                              load_schema_text())
+    schema = load_parsed_schema()
+    producer = Producer({**admin, **PRODUCER_SETTINGS})
+    scratch, topic, perf_topic = (f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+                                  for kind in ("scratch", "relay", "perf"))
+    for name in (scratch, topic, perf_topic):
+        ensure_topic(admin, name, s.topic_partitions)
+    with pg_connect(ctx, "userstream") as conn:
+        relay_pending(conn, producer, scratch, schema_id, schema)  # leave only our events
+        start = datetime(2023, 1, 1, tzinfo=UTC)
+        window = IngestWindow(f"bench-relay-{uuid.uuid4().hex[:8]}", start,
+                              start + timedelta(minutes=1))
+        client = RandomUserClient(HttpHook(method="GET", http_conn_id="randomuser_api"))
+        ingested = ingest_window(window, client, conn, users_per_window=args.events)
+        assert ingested.new_events == args.events, ingested
+        sample = conn.execute(
+            "SELECT id, payload, content_hash, created_at FROM staging.user_events "
+            "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT 1000").fetchall()
+        size = round(sum(len(encode(schema_id, schema, event_record(i, p, h, c)))
+                         for i, p, h, c in sample) / len(sample))
+        started = time.perf_counter()
+        stats = relay_pending(conn, producer, topic, schema_id, schema)
+        relay_s = time.perf_counter() - started
+    assert stats.sent == args.events, stats
+    relay_rate = args.events / relay_s
+    raw = producer_performance(s, perf_topic, args.events, size)
+    print(json.dumps({
+        "events": args.events, "avg_record_bytes": size, "relay_seconds": round(relay_s, 2),
+        "relay_events_per_s": round(relay_rate), "producer_performance": raw,
+        "ratio_to_raw": round(relay_rate / raw["records_per_s"], 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
