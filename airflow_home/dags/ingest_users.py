@@ -8,6 +8,7 @@ from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from include.assets import STAGED_USER_EVENTS
+from include.dag_defaults import hop_default_args
 from include.ingest.window import DEFAULT_USERS_PER_WINDOW
 
 DAG_ID = "ingest_users"
@@ -19,13 +20,7 @@ DAG_ID = "ingest_users"
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=4,
-    default_args={
-        "retries": 3,
-        "retry_delay": timedelta(seconds=10),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=15),
-    },
+    default_args=hop_default_args(retries=3, execution_timeout=timedelta(minutes=15)),
     params={
         "users": Param(DEFAULT_USERS_PER_WINDOW, type="integer", minimum=1, maximum=1_000_000),
         "nat": Param("", type="string", description="comma list of nationalities; empty = all"),

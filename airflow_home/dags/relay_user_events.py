@@ -13,6 +13,7 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from include.assets import STAGED_USER_EVENTS, USERS_TOPIC
+from include.dag_defaults import hop_default_args
 from include.relay.outbox import DEFAULT_BATCH_SIZE
 
 
@@ -25,13 +26,7 @@ from include.relay.outbox import DEFAULT_BATCH_SIZE
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        "retries": 5,
-        "retry_delay": timedelta(seconds=10),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(minutes=30),
-    },
+    default_args=hop_default_args(retries=5, execution_timeout=timedelta(minutes=30)),
     tags=["userstream", "relay"],
     doc_md=__doc__,
 )

@@ -8,6 +8,7 @@ from pathlib import Path
 from include import names
 from include.local_mode.environment import AIRFLOW_DATABASE, REGISTRY_DATABASE
 from include.local_mode.services import Context, cassandra_session, pg_connect
+from include.relay import kafka
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 
 INCLUDE = Path(__file__).resolve().parents[1]
@@ -46,16 +47,8 @@ def apply_migrations(ctx: Context) -> list[str]:
 
 
 def ensure_topic(ctx: Context) -> bool:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": ctx.settings.kafka_bootstrap})
-    if names.USERS_TOPIC in admin.list_topics(timeout=10).topics:
-        return False
-    futures = admin.create_topics([NewTopic(names.USERS_TOPIC,
-                                            num_partitions=ctx.settings.topic_partitions,
-                                            replication_factor=1)])
-    futures[names.USERS_TOPIC].result(timeout=30)
-    return True
+    return kafka.ensure_topic({"bootstrap.servers": ctx.settings.kafka_bootstrap},
+                              names.USERS_TOPIC, ctx.settings.topic_partitions)
 
 
 def cql_statements(text: str) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 from urllib.parse import quote
 
 from include import names
@@ -96,15 +97,9 @@ def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, st
 def service_environment(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
     env = {**airflow_settings(settings, secret), **connections(settings, secret)}
     java = shutil.which("java")
-    if java:
-        env.setdefault("JAVA_HOME", str(_java_home(java)))
+    if java:  # .../jvm/java-17/bin/java -> .../jvm/java-17
+        env.setdefault("JAVA_HOME", str(Path(java).resolve().parent.parent))
     return env
-
-
-def _java_home(java: str):
-    from pathlib import Path
-
-    return Path(java).resolve().parent.parent
 
 
 def write_client_env(settings: Settings, secret: dict[str, str]) -> None:

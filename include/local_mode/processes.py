@@ -115,24 +115,9 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
-
-
-def descendants(pid: int) -> list[int]:
-    """The process and everything it started, including children that left its process group
-    (PostgreSQL's backends call setsid)."""
-    children: dict[int, list[int]] = {}
+def _live_processes() -> list[tuple[int, int, int]]:
+    """(pid, parent pid, process group) of every process that is not a zombie."""
+    table = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -141,7 +126,20 @@ def descendants(pid: int) -> list[int]:
         except OSError:
             continue
         if fields[0] != "Z":
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
+            table.append((int(entry.name), int(fields[1]), int(fields[2])))
+    return table
+
+
+def group_members(pgid: int) -> list[int]:
+    return [pid for pid, _, group in _live_processes() if group == pgid]
+
+
+def descendants(pid: int) -> list[int]:
+    """The process and everything it started, including children that left its process group
+    (PostgreSQL's backends call setsid)."""
+    children: dict[int, list[int]] = {}
+    for child, parent, _ in _live_processes():
+        children.setdefault(parent, []).append(child)
     found, stack = [], [pid]
     while stack:
         current = stack.pop()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
@@ -45,7 +44,6 @@ class Service:
     adopt: Callable[[Settings], int | None] = lambda s: None
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 30.0
-    depends_on: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Unhealthy(RuntimeError):
@@ -308,9 +306,12 @@ def _cassandra_health(ctx: Context) -> str:
 
 # --- Airflow --------------------------------------------------------------------------------
 
+def _venv_bin(program: str) -> str:
+    return str(Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / program)
+
+
 def _airflow(*args: str) -> list[str]:
-    return [str(Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "airflow"),
-            *args]
+    return [_venv_bin("airflow"), *args]
 
 
 def prepare_airflow(ctx: Context) -> None:
@@ -348,8 +349,7 @@ def _airflow_api_health(ctx: Context) -> str:
 
 def _randomuser_command(ctx: Context) -> list[str]:
     s = ctx.settings
-    return [str(Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / "python"),
-            "-m", "include.randomuser.local_api", "--host", s.host, "--port",
+    return [_venv_bin("python"), "-m", "include.randomuser.local_api", "--host", s.host, "--port",
             str(s.randomuser_port)]
 
 
@@ -376,7 +376,7 @@ SERVICES: tuple[Service, ...] = (
     Service("registry",
             _describe("Apicurio Registry (Confluent API) on {s.registry_url}"),
             _registry_command, _registry_health, extra_env=_registry_env,
-            ports=lambda s: (s.registry_port,), depends_on=("postgres",)),
+            ports=lambda s: (s.registry_port,)),
     Service("cassandra", _describe("Cassandra on {s.host}:{s.cassandra_port}"),
             _cassandra_command, _cassandra_health, prepare=_prepare_cassandra,
             stop_timeout_s=60, ports=lambda s: (s.cassandra_port, s.cassandra_storage_port)),
@@ -386,16 +386,13 @@ SERVICES: tuple[Service, ...] = (
             _randomuser_command, _randomuser_health, ports=lambda s: (s.randomuser_port,)),
     Service("airflow-api-server", _describe("Airflow UI and API on {s.airflow_url}"),
             lambda ctx: _airflow("api-server"), _airflow_api_health,
-            ports=lambda s: (s.airflow_port,), depends_on=("postgres",)),
+            ports=lambda s: (s.airflow_port,)),
     Service("airflow-scheduler", _describe("Airflow scheduler (LocalExecutor)"),
-            lambda ctx: _airflow("scheduler"), _airflow_component_health("scheduler"),
-            depends_on=("postgres", "airflow-api-server")),
+            lambda ctx: _airflow("scheduler"), _airflow_component_health("scheduler")),
     Service("airflow-dag-processor", _describe("Airflow DAG processor"),
-            lambda ctx: _airflow("dag-processor"), _airflow_component_health("dag_processor"),
-            depends_on=("postgres", "airflow-api-server")),
+            lambda ctx: _airflow("dag-processor"), _airflow_component_health("dag_processor")),
     Service("airflow-triggerer", _describe("Airflow triggerer"),
-            lambda ctx: _airflow("triggerer"), _airflow_component_health("triggerer"),
-            depends_on=("postgres", "airflow-api-server")),
+            lambda ctx: _airflow("triggerer"), _airflow_component_health("triggerer")),
 )
 
 SERVICE_NAMES = tuple(service.name for service in SERVICES)
@@ -414,6 +411,3 @@ def by_name(name: str) -> Service:
             return service
     raise KeyError(name)
 
-
-def java_available() -> bool:
-    return shutil.which("java") is not None

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import requests
+
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.4"
@@ -152,8 +154,6 @@ class RandomUserClient:
         return f"api/{self.version}/"
 
     def fetch_page(self, seed: str, page: int, results: int, nat: str | None = None) -> Page:
-        import requests
-
         params: dict[str, Any] = {"seed": seed, "page": page, "results": results}
         if nat:
             params["nat"] = nat

@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from include import names
 from include.local_mode.services import cassandra_session, pg_connect
 from include.schema_registry import SchemaRegistryClient, load_schema_text
+from tests.helpers import AirflowApi
 
 
 def test_postgres_round_trips_a_row(stack):
@@ -84,20 +85,9 @@ def test_registry_registers_and_serves_a_schema_by_id(stack):
     assert client.get_compatibility(names.USERS_VALUE_SUBJECT) == "BACKWARD"
 
 
-def _airflow_token(stack) -> str:
-    response = requests.post(f"{stack.settings.airflow_url}/auth/token", timeout=10,
-                             json={"username": "admin",
-                                   "password": stack.secret["AIRFLOW_ADMIN_PASSWORD"]})
-    response.raise_for_status()
-    return response.json()["access_token"]
-
-
 def test_airflow_reports_healthy_and_no_import_errors(stack):
     health = requests.get(f"{stack.settings.airflow_url}/api/v2/monitor/health", timeout=10).json()
     for component in ("metadatabase", "scheduler", "dag_processor", "triggerer"):
         assert health[component]["status"] == "healthy", health
-    headers = {"Authorization": f"Bearer {_airflow_token(stack)}"}
-    errors = requests.get(f"{stack.settings.airflow_url}/api/v2/importErrors", headers=headers,
-                          timeout=10)
-    errors.raise_for_status()
-    assert errors.json()["total_entries"] == 0, errors.json()
+    errors = AirflowApi(stack).call("GET", "/importErrors")
+    assert errors["total_entries"] == 0, errors
