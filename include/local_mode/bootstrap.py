@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from include import names
+from include import cql, names
 from include.local_mode.environment import AIRFLOW_DATABASE, REGISTRY_DATABASE
 from include.local_mode.services import Context, cassandra_session, pg_connect
 from include.relay import kafka
@@ -13,7 +13,6 @@ from include.schema_registry import SchemaRegistryClient, load_schema_text
 
 INCLUDE = Path(__file__).resolve().parents[1]
 MIGRATIONS_DIR = INCLUDE / "sql" / "migrations"
-CQL_DIR = INCLUDE / "cql"
 SUBJECT_COMPATIBILITY = "BACKWARD"
 
 
@@ -51,22 +50,12 @@ def ensure_topic(ctx: Context) -> bool:
                               names.USERS_TOPIC, ctx.settings.topic_partitions)
 
 
-def cql_statements(text: str) -> list[str]:
-    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
-
-
 def apply_cql(ctx: Context) -> int:
     cluster, session = cassandra_session(ctx.settings, timeout=10)
-    count = 0
     try:
-        for path in sorted(CQL_DIR.glob("*.cql")):
-            for statement in cql_statements(path.read_text()):
-                session.execute(statement, timeout=60)
-                count += 1
+        return cql.apply(session)
     finally:
         cluster.shutdown()
-    return count
 
 
 def ensure_subject(ctx: Context) -> int:

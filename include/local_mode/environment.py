@@ -55,6 +55,7 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         ),
         "AIRFLOW_CONN_" + names.RANDOMUSER_CONN_ID.upper(): randomuser,
         "USERSTREAM_SPARK_SUBMIT": spark_submit,
+        "USERSTREAM_SPARK_PYTHON": str(settings.spark_python),
         "USERSTREAM_SPARK_JARS": ",".join(str(p) for p in settings.spark_jars),
         "USERSTREAM_REGISTRY_URL": settings.registry_url,
         "USERSTREAM_CHECKPOINT_DIR": str(settings.checkpoint_dir),

@@ -99,6 +99,10 @@ class Settings:
         return self.spark_venv / "bin" / "spark-submit"
 
     @property
+    def spark_python(self) -> Path:
+        return self.spark_venv / "bin" / "python"
+
+    @property
     def spark_jars(self) -> list[Path]:
         return sorted((self.spark_dir / "jars").glob("*.jar"))
 

@@ -1,0 +1,97 @@
+"""How the stream job (`spark/stream_users.py`) is launched: its arguments, Spark settings and the
+environment of the Spark runtime. Shared by the Airflow operator, the tests and the benchmark."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include import names
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
+CHECKPOINT_NAME = "stream_users"
+DEFAULT_MAX_OFFSETS_PER_TRIGGER = 200_000
+
+# Sized for the 2-core local stack; a cluster overrides them through the operator's `conf`.
+SPARK_CONF: dict[str, str] = {
+    "spark.ui.enabled": "false",
+    "spark.driver.memory": "1g",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.cassandra.output.concurrent.writes": "16",
+    "spark.cassandra.output.consistency.level": "LOCAL_QUORUM",
+    "spark.cassandra.connection.keepAliveMS": "60000",
+}
+
+
+@dataclass(frozen=True)
+class StreamJobConfig:
+    bootstrap_servers: str
+    registry_url: str
+    cassandra_host: str
+    cassandra_port: int
+    checkpoint: Path
+    topic: str = names.USERS_TOPIC
+    keyspace: str = names.CASSANDRA_KEYSPACE
+    trigger: str = "available-now"
+    max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
+    report: Path | None = None
+
+    def arguments(self) -> list[str]:
+        args = ["--bootstrap-servers", self.bootstrap_servers, "--topic", self.topic,
+                "--registry-url", self.registry_url, "--cassandra-host", self.cassandra_host,
+                "--cassandra-port", str(self.cassandra_port), "--keyspace", self.keyspace,
+                "--checkpoint", str(self.checkpoint), "--trigger", self.trigger,
+                "--max-offsets-per-trigger", str(self.max_offsets_per_trigger)]
+        if self.report is not None:
+            args += ["--report", str(self.report)]
+        return args
+
+
+@dataclass(frozen=True)
+class SparkRuntime:
+    """The Spark runtime kept apart from Airflow's environment (see README: two Pythons)."""
+
+    spark_submit: str
+    jars: str
+    python: str
+
+    @classmethod
+    def from_env(cls) -> SparkRuntime:
+        return cls(spark_submit=os.environ.get("USERSTREAM_SPARK_SUBMIT", "spark-submit"),
+                   jars=os.environ.get("USERSTREAM_SPARK_JARS", ""),
+                   python=os.environ.get("USERSTREAM_SPARK_PYTHON", "python3"))
+
+    def env(self) -> dict[str, str]:
+        # The driver and workers must not pick up Airflow's Python (it has pyspark-client 4).
+        return {"PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python}
+
+    def command(self, master: str, config: StreamJobConfig,
+                extra_conf: dict[str, str] | None = None) -> list[str]:
+        command = [self.spark_submit, "--master", master, "--name", "userstream-stream-users"]
+        if self.jars:
+            command += ["--jars", self.jars]
+        for key, value in {**SPARK_CONF, **(extra_conf or {})}.items():
+            command += ["--conf", f"{key}={value}"]
+        return [*command, str(STREAM_JOB), *config.arguments()]
+
+
+def checkpoint_root() -> Path:
+    default = PROJECT_ROOT / ".local" / "checkpoints"
+    return Path(os.environ.get("USERSTREAM_CHECKPOINT_DIR", default))
+
+
+def report_path(run_id: str, try_number: int, root: Path | None = None) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+    return (root or checkpoint_root()) / "reports" / f"{safe}.try{try_number}.json"
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"the stream job exited 0 but wrote no report at {path}; check the spark-submit log")
+    return json.loads(path.read_text())

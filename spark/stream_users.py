@@ -1,0 +1,331 @@
+"""Hop 3: Kafka `users_created` (Confluent-framed Avro) -> Cassandra `userstream.users`.
+
+A Spark Structured Streaming job run by spark-submit with the project's jar set
+(spark-sql-kafka, spark-avro, spark-cassandra-connector). Each micro-batch:
+
+1. splits the Confluent framing: magic byte 0, 4-byte schema id, Avro body;
+2. decodes each body with its *writer* schema, fetched from the registry by id (cached), resolved
+   to the reader schema `include/schemas/user_created.avsc`, so evolved schemas keep working;
+3. validates (a decodable body with a UUID `user_id`) and keeps the newest event per user;
+4. upserts `users` through the connector (primary key `user_id`: a replay rewrites, never adds);
+5. writes what it could not decode or validate to `users_dead_letter` with the reason.
+
+The table's columns are the .avsc's fields plus where each row came from; `table_columns` derives
+them, and a unit test holds the CQL to it. Progress is checkpointed; by default the job drains
+what is in the topic and exits (`--trigger available-now`); `--trigger processing-time` runs a
+long-lived query. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
+
+This file runs inside the Spark runtime's Python, not Airflow's: it imports nothing of `include`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("userstream.stream_users")
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[1] / "include" / "schemas" / "user_created.avsc"
+
+AVRO_TO_CQL = {"string": "text", "int": "int", "long": "bigint", "double": "double",
+               "float": "float", "boolean": "boolean", "bytes": "blob"}
+LOGICAL_TO_CQL = {"uuid": "uuid", "timestamp-millis": "timestamp",
+                  "timestamp-micros": "timestamp", "date": "date"}
+# Where each row came from and when it landed; not part of the event.
+PROVENANCE_COLUMNS = [("kafka_partition", "int"), ("kafka_offset", "bigint"),
+                      ("ingestion_time", "timestamp")]
+LOWER_CASED = {"email"}
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def _cql_type(avro_type: Any) -> str:
+    if isinstance(avro_type, list):
+        branches = [t for t in avro_type if t != "null"]
+        if len(branches) != 1:
+            raise ValueError(f"only [null, T] unions map to a column, got {avro_type}")
+        return _cql_type(branches[0])
+    if isinstance(avro_type, dict):
+        logical = avro_type.get("logicalType")
+        if logical in LOGICAL_TO_CQL:
+            return LOGICAL_TO_CQL[logical]
+        return _cql_type(avro_type["type"])
+    if avro_type not in AVRO_TO_CQL:
+        raise ValueError(f"Avro type {avro_type!r} has no column mapping")
+    return AVRO_TO_CQL[avro_type]
+
+
+def table_columns(avro_schema: dict[str, Any]) -> list[tuple[str, str]]:
+    """The `users` table's columns (name, CQL type): every .avsc field, then provenance."""
+    return [(f["name"], _cql_type(f["type"])) for f in avro_schema["fields"]] + PROVENANCE_COLUMNS
+
+
+@dataclass
+class StreamReport:
+    """What one run of the job did; written as JSON for the Airflow task and the benchmark."""
+
+    rows_written: int = 0
+    dead_letters: int = 0
+    batches: int = 0
+    messages: int = 0
+    end_offsets: dict[str, int] = field(default_factory=dict)
+    sample_user_ids: list[str] = field(default_factory=list)
+    schema_ids: list[int] = field(default_factory=list)
+    startup_seconds: float = 0.0
+    processing_seconds: float = 0.0
+    total_seconds: float = 0.0
+    first_batch_started: float | None = None
+
+
+class SchemaRegistry:
+    """Writer schemas by id from a Confluent-compatible registry, cached for the job's life."""
+
+    def __init__(self, url: str, attempts: int = 5):
+        self.url = url.rstrip("/")
+        self.attempts = attempts
+        self._cache: dict[int, str | None] = {}
+
+    def schema(self, schema_id: int) -> str | None:
+        """The schema text, or None when the registry has no such id (a poison message). Any
+        other failure raises: a registry outage must fail the batch, not dead-letter good data."""
+        if schema_id not in self._cache:
+            self._cache[schema_id] = self._fetch(schema_id)
+        return self._cache[schema_id]
+
+    def _fetch(self, schema_id: int) -> str | None:
+        url = f"{self.url}/schemas/ids/{schema_id}"
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    return json.loads(response.read())["schema"]
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    return None
+                error: Exception = exc
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                error = exc
+            if attempt == self.attempts:
+                raise RuntimeError(f"schema registry {url} failed {attempt} times: {error}")
+            time.sleep(min(2 ** attempt, 10))
+        raise AssertionError("unreachable")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--topic", default="users_created")
+    parser.add_argument("--registry-url", required=True)
+    parser.add_argument("--cassandra-host", required=True)
+    parser.add_argument("--cassandra-port", type=int, default=9042)
+    parser.add_argument("--keyspace", default="userstream")
+    parser.add_argument("--checkpoint", required=True, help="durable folder for the offsets")
+    parser.add_argument("--reader-schema", default=str(DEFAULT_SCHEMA))
+    parser.add_argument("--trigger", choices=["available-now", "processing-time"],
+                        default="available-now")
+    parser.add_argument("--interval", default="10 seconds", help="for --trigger processing-time")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000)
+    parser.add_argument("--starting-offsets", default="earliest",
+                        help="only used on a fresh checkpoint")
+    parser.add_argument("--report", help="write the run's JSON report here")
+    return parser.parse_args(argv)
+
+
+class UsersBatchWriter:
+    """The foreachBatch body: decode, validate, upsert, dead-letter, count."""
+
+    def __init__(self, args: argparse.Namespace, reader_schema: str, report: StreamReport):
+        self.args = args
+        self.reader_schema = reader_schema
+        self.columns = [name for name, _ in table_columns(json.loads(reader_schema))]
+        self.registry = SchemaRegistry(args.registry_url)
+        self.report = report
+
+    def __call__(self, batch, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+        from pyspark.sql.avro.functions import from_avro
+
+        started = time.time()
+        if self.report.first_batch_started is None:
+            self.report.first_batch_started = started
+        framed = batch.select(
+            "topic", "partition", "offset", "timestamp", "key", "value",
+            F.coalesce(F.length("value") >= 5, F.lit(False)).alias("long_enough"),
+            F.hex(F.substring("value", 1, 1)).alias("magic"),
+            F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("int").alias("schema_id"),
+            F.expr("substring(value, 6, length(value) - 5)").alias("body"),
+        ).persist()
+        cached = [framed]
+        try:
+            self._write(framed, batch_id, cached, F, from_avro)
+        finally:
+            for frame in cached:
+                frame.unpersist()
+        self.report.processing_seconds += time.time() - started
+
+    def _write(self, framed, batch_id: int, cached: list, F, from_avro) -> None:
+        well_framed = F.col("long_enough") & (F.col("magic") == "00")
+        schema_ids = sorted(r.schema_id for r in
+                            framed.where(well_framed).select("schema_id").distinct().collect())
+        decoded_parts = []
+        for schema_id in schema_ids:
+            writer_schema = self.registry.schema(schema_id)
+            if writer_schema is None:
+                continue  # unknown id: dead-lettered below
+            decoded_parts.append(
+                framed.where(well_framed & (F.col("schema_id") == schema_id)).withColumn(
+                    "record", from_avro("body", writer_schema,
+                                        {"mode": "PERMISSIVE", "avroSchema": self.reader_schema})))
+        known = [i for i in schema_ids if self.registry.schema(i) is not None]
+        error = (
+            F.when(~F.col("long_enough"), F.lit("message shorter than the 5-byte Confluent header"))
+            .when(F.col("magic") != "00",
+                  F.concat(F.lit("magic byte is 0x"), F.col("magic"), F.lit(", expected 0x00")))
+            .when(~F.col("schema_id").isin(known) if known else F.lit(True),
+                  F.concat(F.lit("schema id "), F.col("schema_id").cast("string"),
+                           F.lit(" is not in the schema registry")))
+        )
+        undecodable = framed.where(error.isNotNull()).withColumn("error", error)
+        dead = [undecodable.select(*self._dead_letter_columns(F))]
+        users_written = 0
+        if decoded_parts:
+            decoded = decoded_parts[0]
+            for part in decoded_parts[1:]:
+                decoded = decoded.unionByName(part)
+            invalid_reason = (
+                F.when(F.col("record").isNull(),
+                       F.concat(F.lit("Avro body does not decode with writer schema "),
+                                F.col("schema_id").cast("string")))
+                .when(~F.coalesce(F.col("record.user_id").rlike(UUID_PATTERN), F.lit(False)),
+                      F.lit("user_id is missing or not a UUID")))
+            # Decoded once: both the users and the dead letters are read from this cache.
+            checked = decoded.withColumn("error", invalid_reason).persist()
+            cached.append(checked)
+            dead.append(checked.where(F.col("error").isNotNull())
+                        .select(*self._dead_letter_columns(F)))
+            users = self._shape(checked.where(F.col("error").isNull()), F).persist()
+            cached.append(users)
+            users_written = users.count()
+            if users_written:
+                (users.write.format("org.apache.spark.sql.cassandra")
+                 .options(keyspace=self.args.keyspace, table="users")
+                 .mode("append").save())
+                if len(self.report.sample_user_ids) < 20:
+                    self.report.sample_user_ids += [
+                        r.user_id for r in users.select("user_id")
+                        .limit(20 - len(self.report.sample_user_ids)).collect()]
+        dead_letters = dead[0]
+        for part in dead[1:]:
+            dead_letters = dead_letters.unionByName(part)
+        dead_letters = dead_letters.persist()
+        cached.append(dead_letters)
+        dead_count = dead_letters.count()
+        if dead_count:
+            (dead_letters.write.format("org.apache.spark.sql.cassandra")
+             .options(keyspace=self.args.keyspace, table="users_dead_letter")
+             .mode("append").save())
+            for row in dead_letters.select("kafka_partition", "kafka_offset", "error") \
+                    .limit(5).collect():
+                log.warning("dead letter p%s@%s: %s", row.kafka_partition, row.kafka_offset,
+                            row.error)
+        offsets = framed.groupBy("partition").agg(F.max("offset").alias("last"),
+                                                  F.count("*").alias("n")).collect()
+        messages = sum(r.n for r in offsets)
+        for r in offsets:
+            key = f"{self.args.topic}:{r.partition}"
+            self.report.end_offsets[key] = max(r.last, self.report.end_offsets.get(key, -1))
+        self.report.batches += 1
+        self.report.messages += messages
+        self.report.rows_written += users_written
+        self.report.dead_letters += dead_count
+        self.report.schema_ids = sorted(set(self.report.schema_ids) | set(schema_ids))
+        log.warning("batch %d: %d messages -> %d users upserted, %d dead letters (totals: %d, %d)",
+                    batch_id, messages, users_written, dead_count, self.report.rows_written,
+                    self.report.dead_letters)
+
+    def _shape(self, checked, F):
+        """Typed columns in the table's order; the newest event wins when a user repeats."""
+        from pyspark.sql import Window
+
+        columns = []
+        for name in self.columns:
+            if name == "kafka_partition":
+                columns.append(F.col("partition").alias(name))
+            elif name == "kafka_offset":
+                columns.append(F.col("offset").alias(name))
+            elif name == "ingestion_time":
+                columns.append(F.current_timestamp().alias(name))
+            elif name in LOWER_CASED:
+                columns.append(F.lower(F.col(f"record.{name}")).alias(name))
+            else:
+                columns.append(F.col(f"record.{name}").alias(name))
+        newest_first = Window.partitionBy("user_id").orderBy(F.col("event_id").desc())
+        return (checked.select(*columns)
+                .withColumn("_rank", F.row_number().over(newest_first))
+                .where(F.col("_rank") == 1).drop("_rank"))
+
+    @staticmethod
+    def _dead_letter_columns(F) -> list:
+        return [F.col("topic"), F.col("partition").alias("kafka_partition"),
+                F.col("offset").alias("kafka_offset"), F.col("error"),
+                F.col("schema_id"), F.col("key").alias("raw_key"),
+                F.col("value").alias("raw_value"), F.col("timestamp").alias("kafka_timestamp"),
+                F.current_timestamp().alias("dead_lettered_at")]
+
+
+def run(args: argparse.Namespace) -> StreamReport:
+    from pyspark.sql import SparkSession
+
+    started = time.time()
+    report = StreamReport()
+    reader_schema = Path(args.reader_schema).read_text()
+    spark = (SparkSession.builder.appName("userstream-stream-users")
+             .config("spark.cassandra.connection.host", args.cassandra_host)
+             .config("spark.cassandra.connection.port", str(args.cassandra_port))
+             .config("spark.sql.shuffle.partitions", "4")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("WARN")
+    messages = (spark.readStream.format("kafka")
+                .option("kafka.bootstrap.servers", args.bootstrap_servers)
+                .option("subscribe", args.topic)
+                .option("startingOffsets", args.starting_offsets)
+                .option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
+                .load())
+    writer = (messages.writeStream.queryName("stream_users")
+              .foreachBatch(UsersBatchWriter(args, reader_schema, report))
+              .option("checkpointLocation", args.checkpoint))
+    if args.trigger == "available-now":
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=args.interval)
+    query = writer.start()
+    query.awaitTermination()
+    report.total_seconds = time.time() - started
+    report.startup_seconds = ((report.first_batch_started or time.time()) - started)
+    spark.stop()
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parse_args(argv)
+    report = run(args)
+    summary = asdict(report)
+    summary.pop("first_batch_started")
+    for key in ("startup_seconds", "processing_seconds", "total_seconds"):
+        summary[key] = round(summary[key], 2)
+    text = json.dumps(summary, sort_keys=True)
+    log.warning("stream_users done: %s", text)
+    if args.report:
+        path = Path(args.report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
