@@ -33,3 +33,10 @@ USERS_TOPIC = Asset(
     uri=f"kafka://{_endpoint('KAFKA', 9092)}/{names.USERS_TOPIC}",
     group="userstream",
 )
+
+
+CASSANDRA_USERS = Asset(
+    name="userstream.cassandra_users",
+    uri=f"cassandra://{_endpoint('CASSANDRA', 9042)}/{names.CASSANDRA_KEYSPACE}/users",
+    group="userstream",
+)

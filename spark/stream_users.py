@@ -142,7 +142,10 @@ class UsersBatchWriter:
     def __init__(self, args: argparse.Namespace, reader_schema: str, report: StreamReport):
         self.args = args
         self.reader_schema = reader_schema
-        self.columns = [name for name, _ in table_columns(json.loads(reader_schema))]
+        parsed = json.loads(reader_schema)
+        self.columns = [name for name, _ in table_columns(parsed)]
+        self.required_fields = [f["name"] for f in parsed["fields"]
+                                if not isinstance(f["type"], list)]
         self.registry = SchemaRegistry(args.registry_url)
         self.report = report
 
@@ -197,8 +200,13 @@ class UsersBatchWriter:
             decoded = decoded_parts[0]
             for part in decoded_parts[1:]:
                 decoded = decoded.unionByName(part)
+            # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode, and a
+            # required (non-union) field is never null after a successful decode.
+            undecoded = F.col("record").isNull()
+            for name in self.required_fields:
+                undecoded = undecoded | F.col(f"record.{name}").isNull()
             invalid_reason = (
-                F.when(F.col("record").isNull(),
+                F.when(undecoded,
                        F.concat(F.lit("Avro body does not decode with writer schema "),
                                 F.col("schema_id").cast("string")))
                 .when(~F.coalesce(F.col("record.user_id").rlike(UUID_PATTERN), F.lit(False)),

@@ -54,6 +54,11 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
             schema=names.CASSANDRA_KEYSPACE,
         ),
         "AIRFLOW_CONN_" + names.RANDOMUSER_CONN_ID.upper(): randomuser,
+        # The local alert inbox; point this at a real webhook (chat, pager) in production.
+        # The whole URL sits in `host` so a webhook path needs no extra setting.
+        "AIRFLOW_CONN_" + names.ALERTS_WEBHOOK_CONN_ID.upper(): _conn(
+            "http", host=f"{settings.alerts_url}/alerts",
+        ),
         "USERSTREAM_SPARK_SUBMIT": spark_submit,
         "USERSTREAM_SPARK_PYTHON": str(settings.spark_python),
         "USERSTREAM_SPARK_JARS": ",".join(str(p) for p in settings.spark_jars),

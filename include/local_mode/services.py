@@ -361,6 +361,22 @@ def _randomuser_health(ctx: Context) -> str:
     return "serving /api/1.4/"
 
 
+# --- alert inbox (the local alerts_webhook) --------------------------------------------------
+
+def _alert_inbox_command(ctx: Context) -> list[str]:
+    s = ctx.settings
+    return [_venv_bin("python"), "-m", "include.local_mode.alert_inbox", "--host", s.host,
+            "--port", str(s.alerts_port), "--inbox", str(s.alert_inbox)]
+
+
+def _alert_inbox_health(ctx: Context) -> str:
+    try:
+        http_get_json(f"{ctx.settings.alerts_url}/__health")
+    except (OSError, urllib.error.URLError, ValueError) as exc:
+        raise Unhealthy(str(exc)) from exc
+    return f"keeping alerts in {ctx.settings.alert_inbox}"
+
+
 def _describe(template: str) -> Callable[[Settings], str]:
     return lambda s: template.format(s=s)
 
@@ -384,6 +400,8 @@ SERVICES: tuple[Service, ...] = (
             _describe("randomuser-compatible API on {s.randomuser_url}/api/1.4/ "
                       "(USERSTREAM_SOURCE=local only)"),
             _randomuser_command, _randomuser_health, ports=lambda s: (s.randomuser_port,)),
+    Service("alert-inbox", _describe("alert webhook receiver on {s.alerts_url}/alerts"),
+            _alert_inbox_command, _alert_inbox_health, ports=lambda s: (s.alerts_port,)),
     Service("airflow-api-server", _describe("Airflow UI and API on {s.airflow_url}"),
             lambda ctx: _airflow("api-server"), _airflow_api_health,
             ports=lambda s: (s.airflow_port,)),

@@ -40,6 +40,7 @@ class Settings:
     cassandra_storage_port: int = 7000
     airflow_port: int = 8080
     randomuser_port: int = 8000
+    alerts_port: int = 8025
     kafka_heap: str = "512m"
     cassandra_heap: str = "1G"
     registry_heap: str = "256m"
@@ -65,6 +66,7 @@ class Settings:
             cassandra_storage_port=_env_int("USERSTREAM_CASSANDRA_STORAGE_PORT", 7000),
             airflow_port=_env_int("USERSTREAM_AIRFLOW_PORT", 8080),
             randomuser_port=_env_int("USERSTREAM_RANDOMUSER_PORT", 8000),
+            alerts_port=_env_int("USERSTREAM_ALERTS_PORT", 8025),
             kafka_heap=_env("USERSTREAM_KAFKA_HEAP", "512m"),
             cassandra_heap=_env("USERSTREAM_CASSANDRA_HEAP", "1G"),
             registry_heap=_env("USERSTREAM_REGISTRY_HEAP", "256m"),
@@ -131,6 +133,14 @@ class Settings:
     @property
     def airflow_url(self) -> str:
         return f"http://{self.host}:{self.airflow_port}"
+
+    @property
+    def alerts_url(self) -> str:
+        return f"http://{self.host}:{self.alerts_port}"
+
+    @property
+    def alert_inbox(self) -> Path:
+        return self.state_dir / "alerts" / "alerts.jsonl"
 
     @property
     def randomuser_url(self) -> str:

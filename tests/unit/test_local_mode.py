@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from include.local_mode import processes
 from include.cql import split_statements as cql_statements
+from include.local_mode import processes
 from include.local_mode.settings import Settings, read_env_file, write_env_file
 
 

@@ -1,0 +1,90 @@
+"""Hop 3: Kafka `users_created` -> Cassandra `userstream.users` (Spark Structured Streaming).
+
+Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. The Spark job
+drains the topic from its checkpoint and exits; the sensor then proves the sampled users landed.
+Any task that finally fails sends an alert to the `alerts_webhook` connection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from include import names
+from include.assets import CASSANDRA_USERS, USERS_TOPIC
+from include.dag_defaults import hop_default_args
+from include.stream.alerts import WebhookAlert
+from include.stream.job import DEFAULT_MAX_OFFSETS_PER_TRIGGER
+from include.stream.operator import make_stream_operator
+from include.stream.verify import make_landed_users_sensor
+
+STREAM_TASK_ID = "run_stream_job"
+
+
+@dag(
+    dag_id="stream_users_to_cassandra",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
+        assets=USERS_TOPIC,
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        **hop_default_args(retries=3, execution_timeout=timedelta(minutes=60)),
+        "on_failure_callback": [WebhookAlert()],
+    },
+    params={
+        "landing_timeout_s": Param(600, type="integer", minimum=1,
+                                   description="how long the sensor waits for sampled users"),
+        "verify_user_ids": Param([], type="array",
+                                 description="user_ids to verify instead of the sampled ones"),
+    },
+    tags=["userstream", "stream"],
+    doc_md=__doc__,
+)
+def stream_users_to_cassandra():
+    @task
+    def ensure_cassandra_tables():
+        from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
+        from include import cql
+
+        hook = CassandraHook(cassandra_conn_id=names.CASSANDRA_CONN_ID)
+        try:
+            return cql.apply(hook.get_cluster().connect())
+        finally:
+            hook.shutdown_cluster()
+
+    run_stream_job = make_stream_operator(
+        task_id=STREAM_TASK_ID, max_offsets_per_trigger=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
+
+    verify_landed = make_landed_users_sensor(
+        task_id="verify_landed",
+        table=f"{names.CASSANDRA_KEYSPACE}.users",
+        report_task_id=STREAM_TASK_ID,
+        mode="reschedule",
+        poke_interval=15,
+        timeout=600,
+        retries=0,
+    )
+
+    @task(outlets=[CASSANDRA_USERS])
+    def record_landed(report: dict, outlet_events=None):
+        outlet_events[CASSANDRA_USERS].extra = {
+            "rows_written": report["rows_written"],
+            "dead_letters": report["dead_letters"],
+            "messages": report["messages"],
+            "end_offsets": report["end_offsets"],
+            "sample_user_ids": report["sample_user_ids"][:10],
+        }
+        return report["rows_written"]
+
+    ensure_cassandra_tables() >> run_stream_job >> verify_landed
+    verify_landed >> record_landed(run_stream_job.output)
+
+
+stream_users_to_cassandra()

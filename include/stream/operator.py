@@ -1,0 +1,72 @@
+"""The Airflow side of the stream hop: submit `spark/stream_users.py` with the provider's
+SparkSubmitOperator, with every endpoint resolved from the connections when the task runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from include import names
+from include.stream.job import (
+    CHECKPOINT_NAME,
+    SPARK_CONF,
+    STREAM_JOB,
+    SparkRuntime,
+    StreamJobConfig,
+    checkpoint_root,
+    read_report,
+    report_path,
+)
+
+
+def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int]:
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    return (conn.host or "127.0.0.1"), int(conn.port or 9042)
+
+
+def stream_job_config(run_id: str, try_number: int, **overrides: Any) -> StreamJobConfig:
+    from airflow.sdk import BaseHook
+
+    from include.relay.task import registry_url
+
+    kafka = BaseHook.get_connection(names.KAFKA_CONN_ID).extra_dejson
+    host, port = cassandra_endpoint()
+    return StreamJobConfig(
+        bootstrap_servers=kafka["bootstrap.servers"], registry_url=registry_url(),
+        cassandra_host=host.split(",")[0], cassandra_port=port,
+        checkpoint=checkpoint_root() / CHECKPOINT_NAME,
+        report=report_path(run_id, try_number), **overrides)
+
+
+def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
+    """A SparkSubmitOperator for the stream job (built lazily: the provider imports are heavy)."""
+    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
+    class StreamUsersOperator(SparkSubmitOperator):
+        def execute(self, context: Any) -> dict[str, Any]:
+            ti = context["ti"]
+            config = stream_job_config(ti.run_id, ti.try_number,
+                                       max_offsets_per_trigger=max_offsets_per_trigger)
+            self.application_args = config.arguments()
+            self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
+                          config.keyspace, config.checkpoint)
+            super().execute(context)
+            report = read_report(config.report)
+            self.log.info("stream job report: %d messages, %d users upserted, %d dead letters, "
+                          "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
+                          report["rows_written"], report["dead_letters"], report["batches"],
+                          report["startup_seconds"], report["total_seconds"])
+            return report
+
+    runtime = SparkRuntime.from_env()
+    return StreamUsersOperator(
+        application=str(STREAM_JOB),
+        conn_id=names.SPARK_CONN_ID,
+        spark_binary=runtime.spark_submit,
+        jars=runtime.jars or None,
+        conf=dict(SPARK_CONF),
+        env_vars=runtime.env(),
+        name="userstream-stream-users",
+        **kwargs,
+    )

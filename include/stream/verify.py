@@ -1,0 +1,113 @@
+"""Proof that the stream hop landed: the user_ids sampled upstream are readable in Cassandra.
+
+The provider's `CassandraRecordSensor` checks one key and reports an unreachable Cassandra as
+"record not found". `LandedUsersSensor` checks every sampled key in one query and probes
+reachability first, so a timeout says which of the two went wrong (`problem`), and the alert
+names the keys that are missing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from include import names
+from include.assets import USERS_TOPIC
+
+RECORDS_MISSING = "records_missing"
+CASSANDRA_UNREACHABLE = "cassandra_unreachable"
+MAX_VERIFIED_KEYS = 200
+
+
+def sampled_user_ids(context: Mapping[str, Any], report_task_id: str | None = None) -> list[str]:
+    """The keys to verify: an explicit `verify_user_ids` run parameter, else the samples in the
+    triggering Kafka asset events, else the sample the stream job reported."""
+    explicit = (context.get("params") or {}).get("verify_user_ids") or []
+    if explicit:
+        return _unique(explicit)
+    events = (context.get("triggering_asset_events") or {})
+    sampled: list[str] = []
+    for event in _events_for(events, USERS_TOPIC):
+        sampled += list((event.extra or {}).get("sample_user_ids", []))
+    if not sampled and report_task_id:
+        report = context["ti"].xcom_pull(task_ids=report_task_id) or {}
+        sampled = list(report.get("sample_user_ids", []))
+    return _unique(sampled)[:MAX_VERIFIED_KEYS]
+
+
+def _events_for(events: Any, asset: Any) -> list[Any]:
+    try:
+        return list(events[asset])
+    except (KeyError, TypeError):
+        return []
+
+
+def _unique(values: Iterable[Any]) -> list[str]:
+    return list(dict.fromkeys(str(v) for v in values))
+
+
+def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]:
+    """The ids of `user_ids` with no row in `keyspace.table`, in their given order."""
+    found: set[str] = set()
+    for start in range(0, len(user_ids), 100):
+        chunk = [uuid.UUID(u) for u in user_ids[start:start + 100]]
+        rows = session.execute(f"SELECT user_id FROM {table} WHERE user_id IN %s",
+                               (tuple(chunk),))
+        found |= {str(row.user_id) for row in rows}
+    return [u for u in user_ids if u not in found]
+
+
+def make_landed_users_sensor(**kwargs: Any):
+    """Built lazily so importing this module does not import the provider (unit tests)."""
+    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+    from airflow.providers.apache.cassandra.sensors.record import CassandraRecordSensor
+
+    class LandedUsersSensor(CassandraRecordSensor):
+        def __init__(self, *, table: str, report_task_id: str | None = None,
+                     cassandra_conn_id: str = names.CASSANDRA_CONN_ID, **kw: Any):
+            super().__init__(keys={}, table=table, cassandra_conn_id=cassandra_conn_id, **kw)
+            self.report_task_id = report_task_id
+            self.problem: str | None = None
+            self.problem_detail = ""
+            self.missing: list[str] = []
+            self.checked: list[str] = []
+
+        def execute(self, context: Any) -> Any:
+            timeout = (context.get("params") or {}).get("landing_timeout_s")
+            if timeout:
+                self.timeout = float(timeout)
+            return super().execute(context)
+
+        def poke(self, context: Any) -> bool:
+            self.checked = sampled_user_ids(context, self.report_task_id)
+            if not self.checked:
+                self.log.info("no sampled user_id to verify in this run")
+                return True
+            hook = CassandraHook(self.cassandra_conn_id)
+            try:
+                try:
+                    session = hook.get_conn()
+                    session.execute("SELECT release_version FROM system.local", timeout=10)
+                except Exception as exc:  # any driver error here means "cannot reach"
+                    contact = ",".join(str(p) for p in hook.cluster.contact_points)
+                    self.problem = CASSANDRA_UNREACHABLE
+                    self.problem_detail = f"Cassandra at {contact} is unreachable: {exc}"
+                    self.missing = list(self.checked)
+                    self.log.warning("%s (will check again until the timeout)",
+                                     self.problem_detail)
+                    return False
+                self.missing = missing_user_ids(session, self.table, self.checked)
+            finally:
+                hook.shutdown_cluster()
+            if self.missing:
+                self.problem = RECORDS_MISSING
+                self.problem_detail = (f"{len(self.missing)} of {len(self.checked)} sampled "
+                                       f"user_ids are not in {self.table}")
+                self.log.warning("%s: %s", self.problem_detail, self.missing[:10])
+                return False
+            self.problem = None
+            self.log.info("all %d sampled user_ids are in %s", len(self.checked), self.table)
+            return True
+
+    return LandedUsersSensor(**kwargs)
