@@ -48,13 +48,12 @@ def _unique(values: Iterable[Any]) -> list[str]:
 
 
 def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]:
-    """The ids of `user_ids` with no row in `keyspace.table`, in their given order."""
+    """The ids of `user_ids` with no row in `table` (keyspace.table), in their given order."""
     found: set[str] = set()
+    lookup = session.prepare(f"SELECT user_id FROM {table} WHERE user_id IN ?")
     for start in range(0, len(user_ids), 100):
         chunk = [uuid.UUID(u) for u in user_ids[start:start + 100]]
-        rows = session.execute(f"SELECT user_id FROM {table} WHERE user_id IN %s",
-                               (tuple(chunk),))
-        found |= {str(row.user_id) for row in rows}
+        found |= {str(row.user_id) for row in session.execute(lookup, [chunk])}
     return [u for u in user_ids if u not in found]
 
 

@@ -1,0 +1,105 @@
+"""stream_users_to_cassandra through the real scheduler: a Kafka asset event triggers the Spark
+job, the sensor proves the sampled users landed and the Cassandra asset is emitted; a landing
+check that fails sends an alert to the local alert inbox with the run's details."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import requests
+
+from include import names
+from include.assets import CASSANDRA_USERS, USERS_TOPIC
+from include.local_mode.services import cassandra_session
+from include.stream.verify import missing_user_ids
+from tests.helpers import AirflowApi
+from tests.stream_support import produce_users
+
+DAG_ID = "stream_users_to_cassandra"
+RUN_TIMEOUT_S = 900
+
+
+def asset_id(api: AirflowApi, uri: str) -> int:
+    (asset,) = [a for a in api.call("GET", "/assets", params={"limit": 100})["assets"]
+                if a["uri"] == uri]
+    return asset["id"]
+
+
+def alerts_for(stack, run_id: str) -> list[dict]:
+    entries = requests.get(f"{stack.settings.alerts_url}/alerts", timeout=10).json()
+    return [e["alert"] for e in entries if e["alert"].get("run_id") == run_id]
+
+
+def wait_for_alert(stack, run_id: str, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while not (found := alerts_for(stack, run_id)):
+        assert time.monotonic() < deadline, f"no alert for run {run_id} within {timeout_s}s"
+        time.sleep(1)
+    return found[-1]
+
+
+def settle(api: AirflowApi) -> None:
+    """Waits until no run of the DAG is queued or running (asset and cron runs included)."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while any(r["state"] in {"queued", "running"} for r in api.runs(DAG_ID)):
+        assert time.monotonic() < deadline, "stream DAG runs did not finish"
+        time.sleep(3)
+
+
+def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG_ID)
+    users = produce_users(stack.settings, names.USERS_TOPIC, 500, seed=int(time.time()))
+    sample = list(users)[:20]
+    api.set_paused(DAG_ID, False)
+    try:
+        settle(api)  # earlier asset events and the safety net drain the topic first
+        before = {r["dag_run_id"] for r in api.runs(DAG_ID)}
+        # The run the asset event triggers; any other (safety-net) run is left to finish.
+        api.call("POST", "/assets/events", json={
+            "asset_id": asset_id(api, USERS_TOPIC.uri),
+            "extra": {"sample_user_ids": sample, "events_sent": len(users)}})
+        deadline = time.monotonic() + 120
+        while not (new := [r for r in api.runs(DAG_ID) if r["dag_run_id"] not in before
+                           and r["run_type"] == "asset_triggered"]):
+            assert time.monotonic() < deadline, "the asset event triggered no run"
+            time.sleep(2)
+        (finished,) = api.wait_for_runs(DAG_ID, {new[0]["dag_run_id"]}, RUN_TIMEOUT_S)
+        assert finished["state"] == "success", finished
+        assert finished["run_type"] == "asset_triggered"
+        settle(api)
+    finally:
+        api.set_paused(DAG_ID, True)
+    cluster, session = cassandra_session(stack.settings)
+    try:
+        missing = missing_user_ids(session, f"{names.CASSANDRA_KEYSPACE}.users", list(users))
+    finally:
+        cluster.shutdown()
+    assert missing == []
+    events = api.call("GET", "/assets/events", params={
+        "asset_id": asset_id(api, CASSANDRA_USERS.uri), "source_run_id": new[0]["dag_run_id"]})
+    (event,) = events["asset_events"]
+    assert event["extra"]["rows_written"] >= 0 and "end_offsets" in event["extra"]
+
+
+def test_missing_records_send_an_alert_naming_the_keys(stack):
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG_ID)
+    absent = str(uuid.uuid4())
+    api.set_paused(DAG_ID, False)
+    try:
+        settle(api)
+        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
+            "logical_date": None,
+            "conf": {"verify_user_ids": [absent], "landing_timeout_s": 20}})
+        (finished,) = api.wait_for_runs(DAG_ID, {run["dag_run_id"]}, RUN_TIMEOUT_S)
+    finally:
+        api.set_paused(DAG_ID, True)
+    assert finished["state"] == "failed"
+    alert = wait_for_alert(stack, run["dag_run_id"])
+    assert alert["problem"] == "records_missing"
+    assert alert["dag_id"] == DAG_ID and alert["task_id"] == "verify_landed"
+    assert alert["missing_user_ids"] == [absent]
+    assert "1 of 1 sampled user_ids are not in userstream.users" in alert["detail"]
+    assert alert["log_url"].startswith("http")
