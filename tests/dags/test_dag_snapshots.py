@@ -46,3 +46,27 @@ def test_relay_user_events_contract(dagbag):
     (task,) = dag.tasks
     assert task.retries == 5 and task.retry_exponential_backoff
     assert [a.uri for a in task.outlets] == ["kafka://127.0.0.1:9092/users_created"]
+
+
+def test_stream_users_to_cassandra_contract(dagbag):
+    dag = dagbag.dags["stream_users_to_cassandra"]
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.summary == "Asset or */10 * * * *"
+    assert [key.uri for key, _ in dag.timetable.asset_condition.iter_assets()] == [
+        "kafka://127.0.0.1:9092/users_created"]
+    assert dag.max_active_runs == 1
+    assert set(dag.tags) == {"userstream", "stream"}
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"ensure_cassandra_tables", "run_stream_job", "verify_landed",
+                          "record_landed"}
+    assert tasks["run_stream_job"].downstream_task_ids == {"verify_landed", "record_landed"}
+    assert tasks["verify_landed"].downstream_task_ids == {"record_landed"}
+    submit = tasks["run_stream_job"]
+    assert type(submit).__mro__[1].__name__ == "SparkSubmitOperator"
+    assert submit._conn_id == "spark_default"
+    sensor = tasks["verify_landed"]
+    assert sensor.mode == "reschedule" and sensor.retries == 0
+    assert type(sensor).__mro__[1].__name__ == "CassandraRecordSensor"
+    assert all(t.on_failure_callback for t in dag.tasks)
+    assert [a.uri for a in tasks["record_landed"].outlets] == [
+        "cassandra://127.0.0.1:9042/userstream/users"]

@@ -7,11 +7,14 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 import requests
 
 from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
-from include.local_mode.services import cassandra_session
+from include.local_mode import processes
+from include.local_mode.cli import _start, _wait_healthy
+from include.local_mode.services import by_name, cassandra_session
 from include.stream.verify import missing_user_ids
 from tests.helpers import AirflowApi
 from tests.stream_support import produce_users
@@ -103,3 +106,44 @@ def test_missing_records_send_an_alert_naming_the_keys(stack):
     assert alert["missing_user_ids"] == [absent]
     assert "1 of 1 sampled user_ids are not in userstream.users" in alert["detail"]
     assert alert["log_url"].startswith("http")
+
+
+@pytest.mark.lifecycle  # stops Cassandra
+def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack):
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG_ID)
+    landed = produce_users(stack.settings, names.USERS_TOPIC, 50, seed=int(time.time()) + 1)
+    api.set_paused(DAG_ID, False)
+    try:
+        settle(api)
+        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
+            "logical_date": None,
+            "conf": {"verify_user_ids": list(landed)[:5], "landing_timeout_s": 20}})
+        run_id = run["dag_run_id"]
+        (finished,) = api.wait_for_runs(DAG_ID, {run_id}, RUN_TIMEOUT_S)
+        assert finished["state"] == "success", finished
+
+        cassandra = by_name("cassandra")
+        processes.stop(stack.settings.run_dir, "cassandra", timeout_s=60)
+        try:
+            # Rerun only the landing check of that run (REST clear is a dry run unless told).
+            cleared = api.call("POST", f"/dags/{DAG_ID}/clearTaskInstances", json={
+                "dry_run": False, "only_failed": False, "task_ids": ["verify_landed"],
+                "dag_run_id": run_id, "include_downstream": False})
+            assert [t["task_id"] for t in cleared["task_instances"]] == ["verify_landed"]
+            path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/verify_landed"
+            deadline = time.monotonic() + 300
+            while (ti := api.call("GET", path))["state"] not in {"failed", "success"} or \
+                    ti["try_number"] < 2:
+                assert time.monotonic() < deadline, f"the cleared sensor did not finish: {ti}"
+                time.sleep(2)
+            assert ti["state"] == "failed"
+            alert = wait_for_alert(stack, run_id)
+        finally:
+            _start(cassandra, stack)
+            _wait_healthy([cassandra], stack)
+    finally:
+        api.set_paused(DAG_ID, True)
+    assert alert["problem"] == "cassandra_unreachable"
+    assert "is unreachable" in alert["detail"]
+    assert alert["task_id"] == "verify_landed" and alert["missing_count"] == 5
