@@ -1,0 +1,119 @@
+"""Stream benchmark: rows/s from Kafka into Cassandra through the stream job (one spark-submit run
+over N Confluent-framed records), its fixed start-up cost, and a raw baseline measured in the same
+run: the same rows written by a concurrent cassandra-driver writer (prepared INSERTs with many
+requests in flight) into a table of the same shape.
+
+Run with the stack up (`make up SOURCE=local`):
+    .venv/bin/python -m bench.stream_benchmark --records 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cassandra.concurrent import execute_concurrent_with_args
+from cassandra.query import SimpleStatement
+
+from include import cql
+from include.local_mode.cli import make_context
+from include.local_mode.services import cassandra_session
+from include.local_mode.settings import Settings
+from tests.stream_support import job_config, produce_users, run_job
+
+BASELINE_COLUMNS = ("user_id", "event_id", "first_name", "last_name", "email", "phone", "cell",
+                    "street_number", "street_name", "city", "state", "country", "postcode",
+                    "latitude", "longitude", "dob", "age", "registered_at", "nat", "id_value",
+                    "picture_large", "event_time", "ingestion_time")
+
+
+def baseline_rows(users: dict) -> list[tuple]:
+    now = datetime.now(UTC)
+    rows = []
+    for event_id, (user_id, u) in enumerate(users.items(), start=1):
+        rows.append((uuid.UUID(user_id), event_id, u["first_name"], u["last_name"],
+                     u["email"].lower(), u["phone"], u["cell"], u["street_number"],
+                     u["street_name"], u["city"], u["state"], u["country"], u["postcode"],
+                     u["latitude"], u["longitude"], datetime.fromisoformat(u["dob"]), u["age"],
+                     datetime.fromisoformat(u["registered_at"]), u["nat"], u["id_value"],
+                     u["picture_large"], now, now))
+    return rows
+
+
+def raw_driver_write(session, keyspace: str, rows: list[tuple], concurrency: int) -> float:
+    insert = session.prepare(
+        f"INSERT INTO {keyspace}.users_baseline ({', '.join(BASELINE_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in BASELINE_COLUMNS)})")
+    started = time.perf_counter()
+    results = execute_concurrent_with_args(session, insert, rows, concurrency=concurrency,
+                                           raise_on_first_error=True)
+    assert all(ok for ok, _ in results)
+    return time.perf_counter() - started
+
+
+def count_rows(session, keyspace: str, table: str) -> int:
+    """Counts by paging through the keys (a server-side count(*) of 200k rows times out)."""
+    statement = SimpleStatement(f"SELECT user_id FROM {keyspace}.{table}", fetch_size=5000)
+    return sum(1 for _ in session.execute(statement, timeout=120))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--concurrency", type=int, default=128)
+    args = parser.parse_args()
+    ctx, _ = make_context(Settings.from_env())
+    s = ctx.settings
+    keyspace = f"bench_stream_{uuid.uuid4().hex[:6]}"
+    topic = f"bench-stream-{uuid.uuid4().hex[:6]}"
+    cluster, session = cassandra_session(s, timeout=60)
+    cql.apply(session, keyspace)
+    statements = [st for st in cql.statements(keyspace) if f"{keyspace}.users (" in st]
+    session.execute(statements[0].replace(f"{keyspace}.users (", f"{keyspace}.users_baseline ("),
+                    timeout=60)
+    try:
+        produced = time.perf_counter()
+        users = produce_users(s, topic, args.records, seed=99)
+        produce_s = time.perf_counter() - produced
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            config = job_config(s, topic, keyspace, work / "checkpoint", work / "report.json",
+                                max_offsets_per_trigger=args.records)
+            wall = time.perf_counter()
+            report = run_job(s, config, work / "job.log", timeout_s=3600)
+            wall_s = time.perf_counter() - wall
+        print("stream job report:", json.dumps({k: v for k, v in report.items()
+                                                 if k != "sample_user_ids"}), flush=True)
+        landed = count_rows(session, keyspace, "users")
+        assert landed == args.records, (landed, args.records)
+        rows = baseline_rows(users)
+        raw_s = raw_driver_write(session, keyspace, rows, args.concurrency)
+        baseline = count_rows(session, keyspace, "users_baseline")
+        assert baseline == args.records
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=300)
+        cluster.shutdown()
+    steady = report["rows_written"] / report["processing_seconds"]
+    raw_rate = args.records / raw_s
+    print(json.dumps({
+        "records": args.records,
+        "produce_seconds": round(produce_s, 1),
+        "spark_submit_wall_seconds": round(wall_s, 1),
+        "job_startup_seconds": report["startup_seconds"],
+        "job_processing_seconds": report["processing_seconds"],
+        "batches": report["batches"],
+        "steady_rows_per_s": round(steady),
+        "end_to_end_rows_per_s_incl_startup": round(args.records / wall_s),
+        "raw_driver_rows_per_s": round(raw_rate),
+        "raw_driver_concurrency": args.concurrency,
+        "ratio_steady_to_raw": round(steady / raw_rate, 3),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
