@@ -4,8 +4,11 @@ check that fails sends an alert to the local alert inbox with the run's details.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -15,11 +18,13 @@ from include.assets import CASSANDRA_USERS, USERS_TOPIC
 from include.local_mode import processes
 from include.local_mode.cli import _start, _wait_healthy
 from include.local_mode.services import by_name, cassandra_session
+from include.stream.job import CHECKPOINT_NAME, checkpoint_root
 from include.stream.verify import missing_user_ids
 from tests.helpers import AirflowApi
 from tests.stream_support import produce_users
 
 DAG_ID = "stream_users_to_cassandra"
+STREAM_TASK_ID = "run_stream_job"
 RUN_TIMEOUT_S = 900
 
 
@@ -147,3 +152,65 @@ def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack)
     assert alert["problem"] == "cassandra_unreachable"
     assert "is unreachable" in alert["detail"]
     assert alert["task_id"] == "verify_landed" and alert["missing_count"] == 5
+
+
+def _stream_job_pids(checkpoint: str) -> list[int]:
+    """spark-submit's JVM for the DAG's stream job (its command line names our checkpoint)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline and cmdline[0].endswith(b"java") and checkpoint.encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG_ID)
+    api.set_paused(DAG_ID, False)
+    try:
+        settle(api)
+        users = produce_users(stack.settings, names.USERS_TOPIC, 60_000,
+                              seed=int(time.time()) + 2)
+        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
+            "logical_date": None,
+            "conf": {"verify_user_ids": list(users)[-20:], "landing_timeout_s": 120}})
+        run_id = run["dag_run_id"]
+        path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{STREAM_TASK_ID}"
+        checkpoint = str(checkpoint_root() / CHECKPOINT_NAME)
+        deadline = time.monotonic() + 600
+        # Only once our task runs is the job on the checkpoint ours (cron runs may go first).
+        while (ti := api.call("GET", path))["state"] != "running" or \
+                not (pids := _stream_job_pids(checkpoint)):
+            assert time.monotonic() < deadline, f"the stream job never started: {ti['state']}"
+            time.sleep(0.5)
+        time.sleep(15)  # let it get into its first batch
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        while (ti := api.call("GET", path))["state"] not in {"up_for_retry", "failed"}:
+            assert ti["state"] != "success", "the job finished before it could be killed"
+            assert time.monotonic() < deadline + 300, f"the task did not fail: {ti}"
+            time.sleep(1)
+        api.call("POST", f"/dags/{DAG_ID}/clearTaskInstances", json={
+            "dry_run": False, "only_failed": False, "task_ids": [STREAM_TASK_ID],
+            "dag_run_id": run_id, "include_downstream": True})
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while (ti := api.call("GET", path))["state"] != "success" or \
+                api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] != "success":
+            assert ti["state"] != "failed", f"the cleared task failed: {ti}"
+            assert time.monotonic() < deadline, f"the cleared run did not finish: {ti}"
+            time.sleep(3)
+        assert ti["try_number"] >= 2
+    finally:
+        api.set_paused(DAG_ID, True)
+    cluster, session = cassandra_session(stack.settings)
+    try:
+        missing = missing_user_ids(session, f"{names.CASSANDRA_KEYSPACE}.users", list(users))
+    finally:
+        cluster.shutdown()
+    assert missing == []
