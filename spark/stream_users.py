@@ -21,6 +21,7 @@ This file runs inside the Spark runtime's Python, not Airflow's: it imports noth
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import time
@@ -116,6 +117,10 @@ class SchemaRegistry:
         raise AssertionError("unreachable")
 
 
+def _union(frames: list):
+    return functools.reduce(lambda left, right: left.unionByName(right), frames)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap-servers", required=True)
@@ -175,16 +180,15 @@ class UsersBatchWriter:
         well_framed = F.col("long_enough") & (F.col("magic") == "00")
         schema_ids = sorted(r.schema_id for r in
                             framed.where(well_framed).select("schema_id").distinct().collect())
-        decoded_parts = []
-        for schema_id in schema_ids:
-            writer_schema = self.registry.schema(schema_id)
-            if writer_schema is None:
-                continue  # unknown id: dead-lettered below
-            decoded_parts.append(
-                framed.where(well_framed & (F.col("schema_id") == schema_id)).withColumn(
-                    "record", from_avro("body", writer_schema,
-                                        {"mode": "PERMISSIVE", "avroSchema": self.reader_schema})))
-        known = [i for i in schema_ids if self.registry.schema(i) is not None]
+        # Unknown ids (None) are dead-lettered below.
+        writer_schemas = {i: text for i in schema_ids
+                          if (text := self.registry.schema(i)) is not None}
+        decoded_parts = [
+            framed.where(well_framed & (F.col("schema_id") == schema_id)).withColumn(
+                "record", from_avro("body", writer_schema,
+                                    {"mode": "PERMISSIVE", "avroSchema": self.reader_schema}))
+            for schema_id, writer_schema in writer_schemas.items()]
+        known = list(writer_schemas)
         error = (
             F.when(~F.col("long_enough"), F.lit("message shorter than the 5-byte Confluent header"))
             .when(F.col("magic") != "00",
@@ -197,9 +201,7 @@ class UsersBatchWriter:
         dead = [undecodable.select(*self._dead_letter_columns(F))]
         users_written = 0
         if decoded_parts:
-            decoded = decoded_parts[0]
-            for part in decoded_parts[1:]:
-                decoded = decoded.unionByName(part)
+            decoded = _union(decoded_parts)
             # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode, and a
             # required (non-union) field is never null after a successful decode.
             undecoded = F.col("record").isNull()
@@ -220,23 +222,16 @@ class UsersBatchWriter:
             cached.append(users)
             users_written = users.count()
             if users_written:
-                (users.write.format("org.apache.spark.sql.cassandra")
-                 .options(keyspace=self.args.keyspace, table="users")
-                 .mode("append").save())
+                self._save(users, "users")
                 if len(self.report.sample_user_ids) < 20:
                     self.report.sample_user_ids += [
                         r.user_id for r in users.select("user_id")
                         .limit(20 - len(self.report.sample_user_ids)).collect()]
-        dead_letters = dead[0]
-        for part in dead[1:]:
-            dead_letters = dead_letters.unionByName(part)
-        dead_letters = dead_letters.persist()
+        dead_letters = _union(dead).persist()
         cached.append(dead_letters)
         dead_count = dead_letters.count()
         if dead_count:
-            (dead_letters.write.format("org.apache.spark.sql.cassandra")
-             .options(keyspace=self.args.keyspace, table="users_dead_letter")
-             .mode("append").save())
+            self._save(dead_letters, "users_dead_letter")
             for row in dead_letters.select("kafka_partition", "kafka_offset", "error") \
                     .limit(5).collect():
                 log.warning("dead letter p%s@%s: %s", row.kafka_partition, row.kafka_offset,
@@ -255,6 +250,11 @@ class UsersBatchWriter:
         log.warning("batch %d: %d messages -> %d users upserted, %d dead letters (totals: %d, %d)",
                     batch_id, messages, users_written, dead_count, self.report.rows_written,
                     self.report.dead_letters)
+
+    def _save(self, frame, table: str) -> None:
+        """Appends through the connector: an upsert by the table's primary key."""
+        (frame.write.format("org.apache.spark.sql.cassandra")
+         .options(keyspace=self.args.keyspace, table=table).mode("append").save())
 
     def _shape(self, checked, F):
         """Typed columns in the table's order; the newest event wins when a user repeats."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -21,8 +22,6 @@ def _log_url(ti: Any, dag_id: str, run_id: str, task_id: str) -> str:
     url = getattr(ti, "log_url", None)
     if url:
         return str(url)
-    import os
-
     base = os.environ.get("AIRFLOW__API__BASE_URL", "http://localhost:8080").rstrip("/")
     return f"{base}/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
 

@@ -47,6 +47,14 @@ def wait_for_alert(stack, run_id: str, timeout_s: float = 60) -> dict:
     return found[-1]
 
 
+def not_landed(stack, user_ids) -> list[str]:
+    cluster, session = cassandra_session(stack.settings)
+    try:
+        return missing_user_ids(session, f"{names.CASSANDRA_KEYSPACE}.users", list(user_ids))
+    finally:
+        cluster.shutdown()
+
+
 def settle(api: AirflowApi) -> None:
     """Waits until no run of the DAG is queued or running (asset and cron runs included)."""
     deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -79,12 +87,7 @@ def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
         settle(api)
     finally:
         api.set_paused(DAG_ID, True)
-    cluster, session = cassandra_session(stack.settings)
-    try:
-        missing = missing_user_ids(session, f"{names.CASSANDRA_KEYSPACE}.users", list(users))
-    finally:
-        cluster.shutdown()
-    assert missing == []
+    assert not_landed(stack, users) == []
     events = api.call("GET", "/assets/events", params={
         "asset_id": asset_id(api, CASSANDRA_USERS.uri), "source_run_id": new[0]["dag_run_id"]})
     (event,) = events["asset_events"]
@@ -218,9 +221,4 @@ def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
         assert ti["try_number"] >= 2
     finally:
         api.set_paused(DAG_ID, True)
-    cluster, session = cassandra_session(stack.settings)
-    try:
-        missing = missing_user_ids(session, f"{names.CASSANDRA_KEYSPACE}.users", list(users))
-    finally:
-        cluster.shutdown()
-    assert missing == []
+    assert not_landed(stack, users) == []
