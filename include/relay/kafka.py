@@ -8,7 +8,7 @@ PRODUCER_SETTINGS: dict[str, Any] = {
     "enable.idempotence": True,
     "acks": "all",
     "compression.type": "lz4",
-    "linger.ms": 20,
+    "linger.ms": 5,
     "batch.size": 1_000_000,
     "queue.buffering.max.messages": 200_000,
     "message.timeout.ms": 60_000,

@@ -5,19 +5,28 @@ transaction that stays open until the broker has acknowledged every message of t
 then are the events marked published, in that same transaction. Any delivery failure rolls the
 transaction back: the events stay unpublished and the task fails with the broker's error. An
 event that cannot be encoded is marked failed with its reason and does not block the queue.
+
+With a second connection the relay pipelines: while batch N's transaction commits on one
+connection, batch N+1 is claimed on the other (SKIP LOCKED passes over N's rows). Batch N+1 is
+produced only after N committed, so a failed commit never lets a later event overtake it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 import psycopg
+from psycopg.types.json import set_json_loads
 
 from include import sql
-from include.relay.avro import encode, event_record
+from include.relay.avro import event_record, make_encoder
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,12 @@ class RelayStats:
     partition_offsets: dict[int, int] = field(default_factory=dict)
     sample_user_ids: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+    def timed(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - since
+        return now
 
     def as_extra(self, sample_size: int = 20) -> dict[str, Any]:
         return {
@@ -54,6 +69,7 @@ class RelayStats:
             "partition_last_offsets": {
                 str(p): o for p, o in sorted(self.partition_offsets.items())},
             "sample_user_ids": self.sample_user_ids[:sample_size],
+            "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
         }
 
 
@@ -73,74 +89,237 @@ class _Deliveries:
             self.offsets[partition] = offset
 
 
-def relay_batch(conn: psycopg.Connection, producer: ProducerLike, topic: str, schema_id: int,
-                parsed_schema: dict[str, Any], stats: RelayStats,
-                batch_size: int = DEFAULT_BATCH_SIZE, flush_timeout_s: float = 60.0) -> int:
-    """Relays one batch; returns how many events it claimed (0 when the outbox is drained)."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute(sql.load("relay/claim_batch"), {"batch_size": batch_size})
-        rows = cur.fetchall()
-        if not rows:
-            return 0
-        deliveries = _Deliveries()
-        sent_ids: list[int] = []
-        failures: list[tuple[int, str]] = []
-        for event_id, user_id, content_hash, payload, created_at in rows:
+Encoder = Callable[[dict[str, Any]], bytes]
+POLL_EVERY = 1000  # serve delivery reports while producing, without a poll call per message
+
+
+class _ClaimedBatch:
+    """A batch of claimed events and the open transaction that holds their row locks."""
+
+    def __init__(self, conn: psycopg.Connection, batch_size: int) -> None:
+        self.conn = conn
+        self._transaction = ExitStack()
+        self._transaction.enter_context(conn.transaction())
+        try:
+            self.rows = conn.execute(sql.load("relay/claim_batch"), {"batch_size": batch_size},
+                                     binary=True).fetchall()
+        except BaseException as exc:
+            self.abort(exc)
+            raise
+
+    def commit(self, sent_ids: list[int], failures: list[tuple[int, str]]) -> None:
+        try:
+            if sent_ids:
+                self.conn.execute(sql.load("relay/mark_published"), {"ids": sent_ids})
+            if failures:
+                with self.conn.cursor() as cur:
+                    cur.executemany(sql.load("relay/mark_failed"),
+                                    [{"id": i, "failure": reason} for i, reason in failures])
+        except BaseException as exc:
+            self.abort(exc)
+            raise
+        self._transaction.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """Rolls back: every claimed event stays unpublished and unlocked."""
+        self._transaction.__exit__(type(exc), exc, exc.__traceback__)
+
+
+@dataclass
+class _EncodedBatch:
+    messages: list[tuple[int, bytes, bytes]]  # (event id, key, value)
+    failures: list[tuple[int, str]]
+
+    def event_ids(self) -> list[int]:
+        return [event_id for event_id, _, _ in self.messages]
+
+
+def _encode(rows: list[tuple], encoder: Encoder, stats: RelayStats) -> _EncodedBatch:
+    """Encodes a claimed batch without producing anything: an event that cannot be encoded
+    becomes a failure with its reason."""
+    mark = time.perf_counter()
+    messages: list[tuple[int, bytes, bytes]] = []
+    failures: list[tuple[int, str]] = []
+    for event_id, user_id, content_hash, payload, created_at in rows:
+        try:
+            value = encoder(event_record(event_id, payload, content_hash, created_at))
+        except (ValueError, TypeError, KeyError) as exc:
+            failures.append((event_id, f"cannot encode: {type(exc).__name__}: {exc}"[:1000]))
+            continue
+        messages.append((event_id, user_id.encode(), value))
+    stats.timed("encode", mark)
+    return _EncodedBatch(messages, failures)
+
+
+def _produce(encoded: _EncodedBatch, producer: ProducerLike, topic: str,
+             stats: RelayStats) -> _Deliveries:
+    mark = time.perf_counter()
+    deliveries = _Deliveries()
+    for produced, (_, key, value) in enumerate(encoded.messages, 1):
+        while True:
             try:
-                value = encode(schema_id, parsed_schema,
-                               event_record(event_id, payload, content_hash, created_at))
-            except (ValueError, TypeError, KeyError) as exc:
-                failures.append((event_id, f"cannot encode: {type(exc).__name__}: {exc}"[:1000]))
-                continue
-            while True:
-                try:
-                    producer.produce(topic, value=value, key=str(user_id).encode(),
-                                     on_delivery=deliveries)
-                    break
-                except BufferError:  # local queue full: let deliveries drain, then retry
-                    producer.poll(0.5)
-            sent_ids.append(event_id)
+                producer.produce(topic, value=value, key=key, on_delivery=deliveries)
+                break
+            except BufferError:  # local queue full: let deliveries drain, then retry
+                producer.poll(0.5)
+        if produced % POLL_EVERY == 0:
             producer.poll(0)
-        remaining = producer.flush(flush_timeout_s)
-        if deliveries.errors or remaining or deliveries.acked != len(sent_ids):
-            problem = deliveries.errors[0] if deliveries.errors else (
-                f"{remaining} message(s) still unacknowledged after {flush_timeout_s:.0f}s")
-            raise RelayError(
-                f"batch of {len(sent_ids)} events (ids {rows[0][0]}..{rows[-1][0]}) not "
-                f"acknowledged by the broker ({len(deliveries.errors)} delivery error(s), "
-                f"{deliveries.acked} acked): {problem}. Nothing of it was marked published.")
-        if sent_ids:
-            cur.execute(sql.load("relay/mark_published"), {"ids": sent_ids})
-        if failures:
-            cur.executemany(sql.load("relay/mark_failed"),
-                            [{"id": i, "failure": reason} for i, reason in failures])
-            for event_id, reason in failures:
-                log.error("event %d marked failed: %s", event_id, reason)
+    stats.timed("produce", mark)
+    return deliveries
+
+
+def _await_acks(rows: list[tuple], encoded: _EncodedBatch, deliveries: _Deliveries,
+                producer: ProducerLike, stats: RelayStats, flush_timeout_s: float) -> None:
+    """Waits for every delivery report; raises RelayError unless the broker acknowledged all."""
+    mark = time.perf_counter()
+    remaining = producer.flush(flush_timeout_s)
+    stats.timed("wait_acks", mark)
+    sent = len(encoded.messages)
+    if deliveries.errors or remaining or deliveries.acked != sent:
+        problem = deliveries.errors[0] if deliveries.errors else (
+            f"{remaining} message(s) still unacknowledged after {flush_timeout_s:.0f}s")
+        raise RelayError(
+            f"batch of {sent} events (ids {rows[0][0]}..{rows[-1][0]}) not "
+            f"acknowledged by the broker ({len(deliveries.errors)} delivery error(s), "
+            f"{deliveries.acked} acked): {problem}. Nothing of it was marked published.")
+    for event_id, reason in encoded.failures:
+        log.error("event %d marked failed: %s", event_id, reason)
+
+
+def _count(stats: RelayStats, rows: list[tuple], encoded: _EncodedBatch,
+           offsets: dict[int, int]) -> None:
     stats.batches += 1
-    stats.sent += len(sent_ids)
-    stats.failed_encoding += len(failures)
+    stats.sent += len(encoded.messages)
+    stats.failed_encoding += len(encoded.failures)
     stats.first_event_id = rows[0][0] if stats.first_event_id is None else stats.first_event_id
     stats.last_event_id = rows[-1][0]
-    for partition, offset in deliveries.offsets.items():
+    for partition, offset in offsets.items():
         stats.partition_offsets[partition] = max(offset, stats.partition_offsets.get(partition, -1))
     if len(stats.sample_user_ids) < 20:
-        stats.sample_user_ids += [str(r[1]) for r in rows[: 20 - len(stats.sample_user_ids)]]
-    return len(rows)
+        stats.sample_user_ids += [r[1] for r in rows[: 20 - len(stats.sample_user_ids)]]
+    log.info("relayed batch %d: %d events (total %d, last id %s)", stats.batches, len(rows),
+             stats.sent, stats.last_event_id)
 
 
 def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, schema_id: int,
                   parsed_schema: dict[str, Any], batch_size: int = DEFAULT_BATCH_SIZE,
-                  max_batches: int | None = None) -> RelayStats:
-    """Relays batches until the outbox has nothing unclaimed left (or max_batches)."""
+                  max_batches: int | None = None,
+                  spare_conns: Sequence[psycopg.Connection] = (),
+                  flush_timeout_s: float = 60.0) -> RelayStats:
+    """Relays batches until the outbox has nothing unclaimed left (or max_batches).
+
+    With two spare connections the relay pipelines (see `_Pipeline`); otherwise each batch is
+    claimed, encoded, produced, acknowledged and committed in turn.
+    """
     stats = RelayStats()
     started = time.perf_counter()
-    while max_batches is None or stats.batches < max_batches:
-        claimed = relay_batch(conn, producer, topic, schema_id, parsed_schema, stats, batch_size)
-        if claimed == 0:
-            break
-        log.info("relayed batch %d: %d events (total %d, last id %s)", stats.batches, claimed,
-                 stats.sent, stats.last_event_id)
+    connections = [conn, *spare_conns]
+    for connection in connections:
+        set_json_loads(orjson.loads, connection)  # the JSON payloads; ~5x the stdlib's speed
+    encoder = make_encoder(schema_id, parsed_schema)
+    if len(connections) >= 3:
+        _Pipeline(connections[:3], producer, topic, encoder, stats, batch_size, max_batches,
+                  flush_timeout_s).run()
+    else:
+        while max_batches is None or stats.batches < max_batches:
+            batch = _claim(conn, batch_size, stats)
+            if batch is None:
+                break
+            encoded = _encode(batch.rows, encoder, stats)
+            try:
+                deliveries = _produce(encoded, producer, topic, stats)
+                _await_acks(batch.rows, encoded, deliveries, producer, stats, flush_timeout_s)
+            except BaseException as exc:
+                batch.abort(exc)
+                raise
+            batch.commit(encoded.event_ids(), encoded.failures)
+            _count(stats, batch.rows, encoded, deliveries.offsets)
     stats.seconds = time.perf_counter() - started
-    log.info("relay done: %d events sent, %d failed encoding, %d batches in %.1fs", stats.sent,
-             stats.failed_encoding, stats.batches, stats.seconds)
+    log.info("relay done: %d events sent, %d failed encoding, %d batches in %.1fs (%s)",
+             stats.sent, stats.failed_encoding, stats.batches, stats.seconds,
+             ", ".join(f"{k} {v:.1f}s" for k, v in stats.phase_seconds.items()))
     return stats
+
+
+def _claim(conn: psycopg.Connection, batch_size: int, stats: RelayStats) -> _ClaimedBatch | None:
+    """The next batch, or None (its empty transaction closed) when nothing is left to claim."""
+    mark = time.perf_counter()
+    batch = _ClaimedBatch(conn, batch_size)
+    stats.timed("claim", mark)
+    if not batch.rows:
+        batch.commit([], [])
+        return None
+    return batch
+
+
+class _Pipeline:
+    """Keeps the Python thread producing and encoding while the database works beside it.
+
+    Three connections in turn. Once batch N is acknowledged, its commit runs on a finisher thread
+    while this thread encodes batch N+1 (claimed earlier) and a claimer thread claims batch N+2;
+    SKIP LOCKED passes over the rows the earlier batches hold. Batch N+1 is produced only after N
+    committed. If N fails, the batches claimed after it are rolled back unsent, so no event
+    overtakes an earlier one and nothing is marked published without its acknowledgement.
+    """
+
+    def __init__(self, connections: list[psycopg.Connection], producer: ProducerLike,
+                 topic: str, encoder: Encoder, stats: RelayStats, batch_size: int,
+                 max_batches: int | None, flush_timeout_s: float) -> None:
+        self.connections, self.producer, self.topic = connections, producer, topic
+        self.encoder, self.stats, self.batch_size = encoder, stats, batch_size
+        self.max_batches, self.flush_timeout_s = max_batches, flush_timeout_s
+        self.claims = 0
+
+    def _claim_next(self) -> _ClaimedBatch | None:
+        if self.max_batches is not None and self.claims >= self.max_batches:
+            return None
+        conn = self.connections[self.claims % len(self.connections)]
+        self.claims += 1
+        return _claim(conn, self.batch_size, self.stats)
+
+    def _commit(self, batch: _ClaimedBatch, encoded: _EncodedBatch) -> None:
+        mark = time.perf_counter()
+        batch.commit(encoded.event_ids(), encoded.failures)
+        self.stats.timed("commit", mark)
+
+    def run(self) -> None:
+        stats = self.stats
+        with ThreadPoolExecutor(1, thread_name_prefix="relay-claim") as claimer, \
+                ThreadPoolExecutor(1, thread_name_prefix="relay-commit") as committer:
+            batch = self._claim_next()
+            claiming = claimer.submit(self._claim_next) if batch is not None else None
+            following: _ClaimedBatch | None = None
+            try:
+                encoded = _encode(batch.rows, self.encoder, stats) if batch else None
+                while batch is not None and encoded is not None:
+                    deliveries = _produce(encoded, self.producer, self.topic, stats)
+                    _await_acks(batch.rows, encoded, deliveries, self.producer, stats,
+                                self.flush_timeout_s)
+                    committing = committer.submit(self._commit, batch, encoded)
+                    committed, batch = batch, None  # the commit owns it now
+                    following = claiming.result() if claiming is not None else None
+                    claiming = claimer.submit(self._claim_next) if following else None
+                    next_encoded = _encode(following.rows, self.encoder, stats) \
+                        if following else None
+                    mark = time.perf_counter()
+                    committing.result()
+                    stats.timed("commit_wait", mark)
+                    _count(stats, committed.rows, encoded, deliveries.offsets)
+                    batch, encoded, following = following, next_encoded, None
+            except BaseException as exc:
+                if batch is None and following is None and "committing" in locals():
+                    _quiet_result(committing)  # a claim failed: the batch before it may commit
+                for claimed in (batch, following):
+                    if claimed is not None:
+                        claimed.abort(exc)
+                if claiming is not None and (ahead := _quiet_result(claiming)) is not None:
+                    ahead.abort(exc)
+                raise
+
+
+def _quiet_result(future: Future) -> Any:
+    """The future's result, or None when it failed (the caller is already raising)."""
+    try:
+        return future.result()
+    except BaseException:
+        return None

@@ -4,6 +4,7 @@ connection, then drain the outbox in acknowledged batches."""
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from functools import cache
 from typing import Any
 
@@ -61,9 +62,9 @@ def run_relay(batch_size: int = DEFAULT_BATCH_SIZE) -> RelayStats:
                  int(os.environ.get("USERSTREAM_TOPIC_PARTITIONS", "3")))
     schema_id = registered_schema_id(registry_url())
     producer = _producer_hook().get_producer()
-    conn = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID).get_conn()
-    try:
+    hook = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID)
+    # Three connections, so claiming and committing run beside the encoding (outbox._Pipeline).
+    with closing(hook.get_conn()) as conn, closing(hook.get_conn()) as spare, \
+            closing(hook.get_conn()) as another_spare:
         return relay_pending(conn, producer, names.USERS_TOPIC, schema_id, load_parsed_schema(),
-                             batch_size=batch_size)
-    finally:
-        conn.close()
+                             batch_size=batch_size, spare_conns=[spare, another_spare])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from contextlib import ExitStack, contextmanager
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -25,6 +26,14 @@ SELECT u, md5(u::text), jsonb_build_object(
 FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, %s)) s
 RETURNING id
 """
+
+
+@contextmanager
+def pipeline_connections(stack, spares: int = 2):
+    """Spare connections that switch relay_pending to its pipelined path (the task's path)."""
+    with ExitStack() as stack_of_connections:
+        yield [stack_of_connections.enter_context(pg_connect(stack, "userstream"))
+               for _ in range(spares)]
 
 
 def _producer(stack) -> Producer:
@@ -77,7 +86,9 @@ def relay_env(stack):
 def test_50k_events_relayed_exactly_once(stack, relay_env):
     conn, topic, schema_id, schema, registry = relay_env
     ids = [r[0] for r in conn.execute(EVENTS_SQL, (50_000,)).fetchall()]
-    stats = relay_pending(conn, _producer(stack), topic, schema_id, schema)
+    with pipeline_connections(stack) as spares:
+        stats = relay_pending(conn, _producer(stack), topic, schema_id, schema, spare_conns=spares)
+    assert stats.batches == 10
     assert stats.sent == 50_000 and stats.failed_encoding == 0
     assert stats.first_event_id == min(ids) and stats.last_event_id == max(ids)
     messages = _read_topic(stack, topic)
@@ -104,9 +115,9 @@ def test_two_relays_never_send_the_same_event(stack, relay_env):
 
     def run() -> None:
         try:
-            with pg_connect(stack, "userstream") as own:
+            with pg_connect(stack, "userstream") as own, pipeline_connections(stack) as spares:
                 results.append(relay_pending(own, _producer(stack), topic, schema_id, schema,
-                                             batch_size=1000))
+                                             batch_size=1000, spare_conns=spares))
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -123,13 +134,16 @@ def test_two_relays_never_send_the_same_event(stack, relay_env):
     assert set(event_ids) == set(ids)
 
 
-def test_an_event_that_cannot_be_encoded_is_marked_failed(stack, relay_env):
+@pytest.mark.parametrize("spares", [0, 2], ids=["one-connection", "pipelined"])
+def test_an_event_that_cannot_be_encoded_is_marked_failed(stack, relay_env, spares):
     conn, topic, schema_id, schema, _ = relay_env
     good = [r[0] for r in conn.execute(EVENTS_SQL, (10,)).fetchall()]
     bad = conn.execute("INSERT INTO staging.user_events (user_id, content_hash, payload) "
                        "VALUES (gen_random_uuid(), 'x', '{\"age\": \"not a number\"}') "
                        "RETURNING id").fetchone()[0]
-    stats = relay_pending(conn, _producer(stack), topic, schema_id, schema)
+    with pipeline_connections(stack, spares) as spare_conns:
+        stats = relay_pending(conn, _producer(stack), topic, schema_id, schema, batch_size=4,
+                              spare_conns=spare_conns)
     assert (stats.sent, stats.failed_encoding) == (10, 1)
     failed = conn.execute("SELECT failed_at IS NOT NULL, failure, published_at FROM "
                           "staging.user_events WHERE id = %s", (bad,)).fetchone()

@@ -18,7 +18,12 @@ from include.relay.avro import decode, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
 from include.relay.outbox import RelayError, relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from tests.integration.test_relay import EVENTS_SQL, _drain_outbox, _read_topic
+from tests.integration.test_relay import (
+    EVENTS_SQL,
+    _drain_outbox,
+    _read_topic,
+    pipeline_connections,
+)
 
 pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that need it steadily
 
@@ -39,9 +44,10 @@ def test_broker_stopped_mid_relay_loses_nothing(stack):
 
         def relay() -> None:
             try:
-                with pg_connect(stack, "userstream") as own:
+                with pg_connect(stack, "userstream") as own, \
+                        pipeline_connections(stack) as spares:
                     relay_pending(own, Producer(settings), topic, schema_id, schema,
-                                  batch_size=2000)
+                                  batch_size=2000, spare_conns=spares)
             except BaseException as exc:
                 failure.append(exc)
 

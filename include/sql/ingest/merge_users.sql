@@ -30,10 +30,8 @@ merged AS (
 ),
 events AS (
     INSERT INTO staging.user_events (user_id, content_hash, payload)
-    SELECT m.user_id, m.content_hash,
-           to_jsonb(m) - ARRAY['content_hash', 'first_window_start', 'last_window_start',
-                               'created_at', 'updated_at', 'inserted']
-    FROM merged m
+    SELECT m.user_id, m.content_hash, to_json(i)  -- the user's columns, as merged
+    FROM merged m JOIN incoming_users i USING (user_id)
     RETURNING id
 )
 SELECT (SELECT count(*) FROM merged WHERE inserted)     AS inserted,
