@@ -8,7 +8,6 @@ answer fails with a message that names the problem instead of becoming "no users
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -17,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 import requests
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def validate_response(status: int, headers: Any, body: bytes, requested: int,
             raise TransientResponse(message, _retry_after(headers))
         raise RandomUserError(f"randomuser API refused the request: {message}")
     try:
-        payload = json.loads(body)
+        payload = orjson.loads(body)
     except ValueError as exc:
         raise TransientResponse(
             f"HTTP 200 with a body that is not JSON ({content_type}, {len(body)} bytes, "

@@ -28,6 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import orjson
+
 VERSION = "1.4"
 MAX_RESULTS = 5000
 FIELDS = ("gender", "name", "location", "email", "login", "registered", "dob", "phone", "cell",
@@ -372,7 +374,7 @@ class Handler(BaseHTTPRequestHandler):
         payload: dict[str, Any] = {"results": users}
         if arg("noinfo") is None:
             payload["info"] = info
-        body = json.dumps(payload, ensure_ascii=False).encode()
+        body = orjson.dumps(payload)  # UTF-8, non-ASCII kept as is
         if fault == "malformed":
             body = body[: max(1, len(body) // 2)]
         return self._send(200, body)
