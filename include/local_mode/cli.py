@@ -12,7 +12,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from include.local_mode import bootstrap, installer, processes
+from include import pipeline_status
+from include.local_mode import bootstrap, installer, processes, services
 from include.local_mode.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
 from include.local_mode.services import (
     OFFLINE_SOURCE_ONLY,
@@ -25,6 +26,7 @@ from include.local_mode.services import (
     prepare_airflow,
 )
 from include.local_mode.settings import Settings, ensure_secrets
+from include.stream.job import CHECKPOINT_NAME
 
 
 class StartupError(RuntimeError):
@@ -197,7 +199,36 @@ def status(settings: Settings) -> int:
         ok, detail = _check(service, ctx)
         all_ok &= ok
         _say(f"{service.name:<22} {'UP' if ok else 'UNHEALTHY':<9} pid {tracked.pid:<7} {detail}")
+    _say("\n" + pipeline_status.render(_pipeline_status(ctx)))
     return 0 if all_ok else 1
+
+
+def _pipeline_status(ctx: Context) -> pipeline_status.PipelineStatus:
+    import requests
+
+    settings = ctx.settings
+
+    def last_runs() -> dict[str, dict]:
+        token = requests.post(f"{settings.airflow_url}/auth/token", timeout=5, json={
+            "username": AIRFLOW_ADMIN_USER, "password": ctx.secret["AIRFLOW_ADMIN_PASSWORD"]})
+        token.raise_for_status()
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        runs = {}
+        for dag_id in pipeline_status.DAG_IDS:
+            response = requests.get(f"{settings.airflow_url}/api/v2/dags/{dag_id}/dagRuns",
+                                    params={"order_by": "-run_after", "limit": 1},
+                                    headers=headers, timeout=5)
+            response.raise_for_status()
+            found = response.json()["dag_runs"]
+            runs[dag_id] = found[0] if found else None
+        return runs
+
+    return pipeline_status.gather(
+        pg_connect=lambda: services.pg_connect(ctx, "userstream"),
+        cassandra_session=lambda: services.cassandra_session(settings, timeout=3),
+        kafka_config={"bootstrap.servers": settings.kafka_bootstrap},
+        checkpoint=settings.checkpoint_dir / CHECKPOINT_NAME,
+        last_runs=last_runs)
 
 
 def clean(settings: Settings) -> int:
