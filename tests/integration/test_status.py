@@ -6,8 +6,8 @@ import re
 import subprocess
 import sys
 
-from include.local_mode.settings import PROJECT_ROOT
 from include.local_mode.services import pg_connect
+from include.local_mode.settings import PROJECT_ROOT
 
 
 def test_status_shows_each_hop_from_the_real_services(stack):
