@@ -49,15 +49,9 @@ STREAM_TASK_ID = "run_stream_job"
 def stream_users_to_cassandra():
     @task
     def ensure_cassandra_tables():
-        from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
-
         from include import cql
 
-        hook = CassandraHook(cassandra_conn_id=names.CASSANDRA_CONN_ID)
-        try:
-            return cql.apply(hook.get_cluster().connect())
-        finally:
-            hook.shutdown_cluster()
+        return cql.apply_with_hook(names.CASSANDRA_CONN_ID)
 
     run_stream_job = make_stream_operator(
         task_id=STREAM_TASK_ID, max_offsets_per_trigger=DEFAULT_MAX_OFFSETS_PER_TRIGGER)

@@ -30,3 +30,15 @@ def apply(session, keyspace: str = names.CASSANDRA_KEYSPACE, timeout_s: float = 
         session.execute(stmt, timeout=timeout_s)
         applied += 1
     return applied
+
+
+def apply_with_hook(conn_id: str = names.CASSANDRA_CONN_ID) -> int:
+    """apply() through the Cassandra provider's hook (the DAG and docker compose's init). The
+    session is opened without a keyspace: the connection's keyspace may not exist yet."""
+    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
+    hook = CassandraHook(cassandra_conn_id=conn_id)
+    try:
+        return apply(hook.get_cluster().connect())
+    finally:
+        hook.shutdown_cluster()

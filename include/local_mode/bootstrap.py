@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
 from include import cql, names
 from include.local_mode.environment import AIRFLOW_DATABASE, REGISTRY_DATABASE
 from include.local_mode.services import Context, cassandra_session, pg_connect
@@ -28,20 +30,25 @@ def ensure_databases(ctx: Context) -> list[str]:
 
 
 def apply_migrations(ctx: Context) -> list[str]:
-    """Runs each `include/sql/migrations/NNNN_*.sql` once, in order, each in its own transaction."""
-    applied = []
     with pg_connect(ctx, names.USERSTREAM_DATABASE) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS public.schema_migrations ("
-                     " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-        done = {row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")}
-        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-            if path.stem in done:
-                continue
-            with conn.transaction():
-                conn.execute(path.read_text())
-                conn.execute("INSERT INTO public.schema_migrations (version) VALUES (%s)",
-                             (path.stem,))
-            applied.append(path.stem)
+        return migrate(conn)
+
+
+def migrate(conn: psycopg.Connection) -> list[str]:
+    """Runs each `include/sql/migrations/NNNN_*.sql` once, in order, each in its own transaction
+    (an autocommit connection; local mode and docker compose's init share this)."""
+    applied = []
+    conn.execute("CREATE TABLE IF NOT EXISTS public.schema_migrations ("
+                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+    done = {row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")}
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.stem in done:
+            continue
+        with conn.transaction():
+            conn.execute(path.read_text())
+            conn.execute("INSERT INTO public.schema_migrations (version) VALUES (%s)",
+                         (path.stem,))
+        applied.append(path.stem)
     return applied
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,15 @@ SPARK_CONF: dict[str, str] = {
     "spark.cassandra.output.consistency.level": "LOCAL_QUORUM",
     "spark.cassandra.connection.keepAliveMS": "60000",
 }
+
+
+def spark_conf(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """SPARK_CONF, plus the driver's address when executors on other hosts must reach it
+    (docker compose: the scheduler's service name, as container ids do not resolve)."""
+    conf = dict(SPARK_CONF)
+    if driver_host := environ.get("USERSTREAM_SPARK_DRIVER_HOST"):
+        conf |= {"spark.driver.host": driver_host, "spark.driver.bindAddress": "0.0.0.0"}
+    return conf
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ from typing import Any
 from include import names
 from include.stream.job import (
     CHECKPOINT_NAME,
-    SPARK_CONF,
     STREAM_JOB,
     SparkRuntime,
     StreamJobConfig,
     checkpoint_root,
     read_report,
     report_path,
+    spark_conf,
 )
 
 
@@ -65,7 +65,7 @@ def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
         conn_id=names.SPARK_CONN_ID,
         spark_binary=runtime.spark_submit,
         jars=runtime.jars or None,
-        conf=dict(SPARK_CONF),
+        conf=spark_conf(),
         env_vars=runtime.env(),
         name="userstream-stream-users",
         **kwargs,

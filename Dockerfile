@@ -1,0 +1,37 @@
+# Airflow 3.3 with the project's Python dependencies, Java 17 and the Spark runtime the stream
+# task submits with (full pyspark 3.5 in its own virtualenv, apart from Airflow's pyspark-client).
+
+# --- the Spark job's jars, resolved by Maven from spark/pom.xml -----------------------------------
+FROM maven:3.9-eclipse-temurin-17 AS spark-jars
+WORKDIR /build
+COPY spark/pom.xml spark/pom.xml
+RUN mvn -q -f spark/pom.xml dependency:copy-dependencies -DoutputDirectory=/jars
+
+# --- the project's locked Python dependencies as a requirements file -----------------------------
+FROM python:3.11-slim AS requirements
+RUN pip install --no-cache-dir uv==0.13.8
+WORKDIR /build
+COPY pyproject.toml uv.lock ./
+RUN uv export --frozen --no-dev --no-hashes --no-emit-project -o /requirements.txt
+
+FROM apache/airflow:3.3.2-python3.11
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends openjdk-17-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+ENV JAVA_HOME=/usr/lib/jvm/java-17-openjdk-amd64
+COPY spark/requirements.txt /tmp/spark-requirements.txt
+RUN python -m venv /opt/spark-venv \
+ && /opt/spark-venv/bin/pip install --no-cache-dir -r /tmp/spark-requirements.txt
+COPY --from=spark-jars /jars /opt/spark-jars
+USER airflow
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt
+ENV USERSTREAM_SPARK_SUBMIT=/opt/spark-venv/bin/spark-submit \
+    USERSTREAM_SPARK_PYTHON=/opt/spark-venv/bin/python \
+    PYTHONPATH=/opt/userstream
+WORKDIR /opt/userstream
+COPY --chown=airflow:root include include
+COPY --chown=airflow:root spark spark
+COPY --chown=airflow:root airflow_home airflow_home
+COPY --chown=airflow:root plugins plugins

@@ -1,0 +1,117 @@
+"""docker-compose.yml, checked without a Docker engine: it parses against the Compose
+specification's JSON schema (tests/fixtures/compose_spec.json), and what it points at exists in
+the repo: build contexts and Dockerfiles, bind-mounted paths, the init module, the settings and
+connection names local mode uses."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+REQUIRED = {"postgres", "kafka", "schema-registry", "kafka-ui", "spark-master", "spark-worker",
+            "cassandra", "airflow-init", "airflow-api-server", "airflow-scheduler",
+            "airflow-dag-processor", "airflow-triggerer"}
+
+
+def _environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_the_file_is_valid_against_the_compose_specification():
+    schema = json.loads((ROOT / "tests" / "fixtures" / "compose_spec.json").read_text())
+    jsonschema.validate(COMPOSE, schema)
+
+
+def test_an_invalid_file_is_refused_by_the_same_check():
+    schema = json.loads((ROOT / "tests" / "fixtures" / "compose_spec.json").read_text())
+    broken = {"services": {"kafka": {"image": "x", "healthcheck": {"interval": 5}}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)
+
+
+def test_every_service_of_the_stack_is_declared_with_a_health_check_or_a_healthy_dependency():
+    assert set(SERVICES) >= REQUIRED
+    for name in ("postgres", "kafka", "schema-registry", "cassandra", "spark-master",
+                 "airflow-api-server", "airflow-scheduler"):
+        assert "healthcheck" in SERVICES[name], name
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer"):
+        assert SERVICES[name]["depends_on"]["airflow-init"]["condition"] == \
+            "service_completed_successfully"
+
+
+def test_images_pin_the_versions_the_project_supports():
+    assert SERVICES["kafka"]["image"].startswith("apache/kafka:4.")
+    assert SERVICES["cassandra"]["image"] == "cassandra:5.0"
+    assert "spark:3.5." in SERVICES["spark-master"]["image"]
+    assert SERVICES["spark-master"]["image"] == SERVICES["spark-worker"]["image"]
+    from_lines = re.findall(r"^FROM (\S+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert any(line.startswith("apache/airflow:3.3") for line in from_lines)
+
+
+def test_build_contexts_and_dockerfile_sources_exist():
+    for name, service in SERVICES.items():
+        build = service.get("build")
+        if build:
+            context = ROOT / build["context"]
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
+    for source in re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+(?: \S+)*) \S+$",
+                             (ROOT / "Dockerfile").read_text(), re.M):
+        for path in source.split():
+            assert (ROOT / path).exists(), f"Dockerfile copies {path}, which is not in the repo"
+
+
+def test_bind_mounts_and_env_files_point_at_files_in_the_repo():
+    named = set(COMPOSE.get("volumes") or {})
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, missing"
+            else:
+                assert source in named, f"{name} uses undeclared volume {source}"
+        for env_file in service.get("env_file", []):
+            template = ROOT / f"{env_file}.example"
+            assert (ROOT / env_file).exists() or template.is_file(), env_file
+    assert {"postgres-data", "cassandra-data", "checkpoints"} <= named
+
+
+def test_commands_run_modules_and_scripts_that_exist():
+    init = SERVICES["airflow-init"]["command"]
+    assert init[:2] == ["python", "-m"]
+    assert importlib.util.find_spec(init[2]) is not None
+    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                 "airflow-triggerer"):
+        command = SERVICES[name]["command"]
+        assert command[0] == "airflow" and command[1] == name.removeprefix("airflow-")
+
+
+def test_settings_and_connections_use_local_modes_names():
+    from include.local_mode.environment import connections
+    from include.local_mode.settings import Settings
+
+    local_env = connections(Settings.from_env(), {"POSTGRES_PASSWORD": "x"})
+    compose_env = _environment(SERVICES["airflow-scheduler"])
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=",
+                                (ROOT / ".env.example").read_text(), re.M))
+    for key in compose_env:
+        if key.startswith("AIRFLOW_CONN_"):
+            assert key in local_env, f"{key} is not a connection local mode defines"
+        if key.startswith("USERSTREAM_"):
+            assert key in documented, f"{key} is not documented in .env.example"
+    connections = {k for k in local_env if k.startswith("AIRFLOW_CONN_")}
+    assert connections <= set(compose_env), connections - set(compose_env)
+    for variable in re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()):
+        assert variable in documented or variable.startswith("AIRFLOW_CONN_"), variable
