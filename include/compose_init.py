@@ -11,9 +11,8 @@ import subprocess
 import sys
 
 from include import cql, names
-from include.local_mode.bootstrap import SUBJECT_COMPATIBILITY, migrate
+from include.local_mode.bootstrap import SUBJECT_COMPATIBILITY, migrate, register_subject
 from include.relay.kafka import ensure_topic
-from include.schema_registry import SchemaRegistryClient, load_schema_text
 
 log = logging.getLogger("userstream.compose_init")
 
@@ -41,9 +40,7 @@ def main() -> int:
 
     log.info("CQL statements applied: %d", cql.apply_with_hook(names.CASSANDRA_CONN_ID))
 
-    registry = SchemaRegistryClient(registry_url())
-    schema_id = registry.register(names.USERS_VALUE_SUBJECT, load_schema_text())
-    registry.set_compatibility(names.USERS_VALUE_SUBJECT, SUBJECT_COMPATIBILITY)
+    schema_id = register_subject(registry_url())
     log.info("subject %s: schema id %d, %s", names.USERS_VALUE_SUBJECT, schema_id,
              SUBJECT_COMPATIBILITY)
     return 0

@@ -9,20 +9,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
 
 from include.assets import STAGED_USER_EVENTS, USERS_TOPIC
-from include.dag_defaults import hop_default_args
+from include.dag_defaults import hop_default_args, on_asset_with_safety_net
 from include.relay.outbox import DEFAULT_BATCH_SIZE
 
 
 @dag(
     dag_id="relay_user_events",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("*/5 * * * *", timezone="UTC"),
-        assets=STAGED_USER_EVENTS,
-    ),
+    schedule=on_asset_with_safety_net(STAGED_USER_EVENTS, "*/5 * * * *"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

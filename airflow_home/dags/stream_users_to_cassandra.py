@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import CronTriggerTimetable
 
 from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
-from include.dag_defaults import hop_default_args
+from include.dag_defaults import hop_default_args, on_asset_with_safety_net
 from include.stream.alerts import WebhookAlert
 from include.stream.job import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from include.stream.operator import make_stream_operator
@@ -26,10 +24,7 @@ STREAM_TASK_ID = "run_stream_job"
 
 @dag(
     dag_id="stream_users_to_cassandra",
-    schedule=AssetOrTimeSchedule(
-        timetable=CronTriggerTimetable("*/10 * * * *", timezone="UTC"),
-        assets=USERS_TOPIC,
-    ),
+    schedule=on_asset_with_safety_net(USERS_TOPIC, "*/10 * * * *"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,

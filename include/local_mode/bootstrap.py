@@ -66,8 +66,12 @@ def apply_cql(ctx: Context) -> int:
 
 
 def ensure_subject(ctx: Context) -> int:
+    return register_subject(ctx.settings.registry_url)
+
+
+def register_subject(registry_url: str) -> int:
     """Registers the record's schema (a no-op when that version exists) and sets BACKWARD."""
-    client = SchemaRegistryClient(ctx.settings.registry_url)
+    client = SchemaRegistryClient(registry_url)
     schema_id = client.register(names.USERS_VALUE_SUBJECT, load_schema_text())
     # The registry only keeps a per-subject rule once the subject exists.
     client.set_compatibility(names.USERS_VALUE_SUBJECT, SUBJECT_COMPATIBILITY)

@@ -72,8 +72,9 @@ def _timestamp_millis(value: Any) -> bytes:
 
 _HELPERS: dict[str, Callable[[Any], bytes]] = {
     "int": _long, "long": _long, "boolean": _boolean, "double": _double,
-    "timestamp-millis": _timestamp_millis, "string": lambda value: b"",  # inlined in _source
+    "timestamp-millis": _timestamp_millis,
 }
+_KINDS = {*_HELPERS, "string"}  # strings are inlined by _source
 
 
 def _helper_name(avro_type: Any, field: str) -> str:
@@ -84,7 +85,7 @@ def _helper_name(avro_type: Any, field: str) -> str:
         if logical == "uuid" and avro_type["type"] == "string":
             return "string"
         return _helper_name(avro_type["type"], field)
-    if isinstance(avro_type, str) and avro_type in _HELPERS:
+    if isinstance(avro_type, str) and avro_type in _KINDS:
         return avro_type
     raise ValueError(f"field {field}: type {avro_type!r} is not compiled")
 
