@@ -137,23 +137,21 @@ def gather(pg_connect: Callable[[], Any], cassandra_session: Callable[[], tuple[
            kafka_config: dict[str, Any], checkpoint: Path,
            last_runs: Callable[[], dict[str, Any]]) -> PipelineStatus:
     status = PipelineStatus()
-
-    def postgres() -> None:
-        with pg_connect() as conn:
-            status.staged_users = probe(lambda: conn.execute(
-                "SELECT count(*) FROM staging.users").fetchone()[0])
-            status.outbox = probe(lambda: dict(zip(("pending", "failed", "published"),
-                                                   conn.execute(_OUTBOX_COUNTS).fetchone(),
-                                                   strict=True)))
-
-    failed = probe(postgres)
-    if failed.error:
-        status.staged_users = status.outbox = failed
+    counts = probe(lambda: _postgres_counts(pg_connect))
+    staged, outbox = counts.value if counts.error is None else (None, None)
+    status.staged_users, status.outbox = Probe(staged, counts.error), Probe(outbox, counts.error)
     status.kafka_end_offsets = probe(lambda: _end_offsets(kafka_config, names.USERS_TOPIC))
     status.committed_offsets = probe(lambda: committed_offsets(checkpoint))
     status.cassandra_rows = probe(lambda: _cassandra_counts(cassandra_session))
     status.last_runs = probe(last_runs)
     return status
+
+
+def _postgres_counts(pg_connect: Callable[[], Any]) -> tuple[int, dict[str, int]]:
+    with pg_connect() as conn:
+        staged = conn.execute("SELECT count(*) FROM staging.users").fetchone()[0]
+        outbox = conn.execute(_OUTBOX_COUNTS).fetchone()
+    return staged, dict(zip(("pending", "failed", "published"), outbox, strict=True))
 
 
 _OUTBOX_COUNTS = """

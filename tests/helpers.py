@@ -9,18 +9,15 @@ from typing import Any
 
 import requests
 
-from include.local_mode.services import Context
+from include.local_mode.services import Context, airflow_auth_header
 from include.local_mode.settings import PROJECT_ROOT
 
 
 class AirflowApi:
     def __init__(self, ctx: Context):
         self.base = ctx.settings.airflow_url
-        token = requests.post(f"{self.base}/auth/token", timeout=30, json={
-            "username": "admin", "password": ctx.secret["AIRFLOW_ADMIN_PASSWORD"]})
-        token.raise_for_status()
         self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        self.session.headers.update(airflow_auth_header(ctx))
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)

@@ -209,10 +209,7 @@ def _pipeline_status(ctx: Context) -> pipeline_status.PipelineStatus:
     settings = ctx.settings
 
     def last_runs() -> dict[str, dict]:
-        token = requests.post(f"{settings.airflow_url}/auth/token", timeout=5, json={
-            "username": AIRFLOW_ADMIN_USER, "password": ctx.secret["AIRFLOW_ADMIN_PASSWORD"]})
-        token.raise_for_status()
-        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        headers = services.airflow_auth_header(ctx, timeout=5)
         runs = {}
         for dag_id in pipeline_status.DAG_IDS:
             response = requests.get(f"{settings.airflow_url}/api/v2/dags/{dag_id}/dagRuns",

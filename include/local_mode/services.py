@@ -279,6 +279,16 @@ def _cassandra_command(ctx: Context) -> list[str]:
             "-cp", f"{lib}/*", "org.apache.cassandra.service.CassandraDaemon"]
 
 
+def airflow_auth_header(ctx: Context, timeout: float = 30) -> dict[str, str]:
+    """A bearer token for the local Airflow REST API, as the generated admin user."""
+    import requests
+
+    response = requests.post(f"{ctx.settings.airflow_url}/auth/token", timeout=timeout, json={
+        "username": AIRFLOW_ADMIN_USER, "password": ctx.secret["AIRFLOW_ADMIN_PASSWORD"]})
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def cassandra_session(settings: Settings, timeout: float = 5.0):
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy

@@ -35,13 +35,17 @@ def test_ingest_users_contract(dagbag):
         "postgres://127.0.0.1:5433/userstream/staging/user_events"]
 
 
+def _assert_on_asset_with_safety_net(dag, cron: str, asset_uri: str) -> None:
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert dag.timetable.summary == f"Asset or {cron}"
+    assert [key.uri for key, _ in dag.timetable.asset_condition.iter_assets()] == [asset_uri]
+    assert dag.max_active_runs == 1
+
+
 def test_relay_user_events_contract(dagbag):
     dag = dagbag.dags["relay_user_events"]
-    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
-    assert dag.timetable.summary == "Asset or */5 * * * *"
-    assert [key.uri for key, _ in dag.timetable.asset_condition.iter_assets()] == [
-        "postgres://127.0.0.1:5433/userstream/staging/user_events"]
-    assert dag.max_active_runs == 1
+    _assert_on_asset_with_safety_net(dag, "*/5 * * * *",
+                                     "postgres://127.0.0.1:5433/userstream/staging/user_events")
     assert set(dag.tags) == {"userstream", "relay"}
     (task,) = dag.tasks
     assert task.retries == 5 and task.retry_exponential_backoff
@@ -50,11 +54,7 @@ def test_relay_user_events_contract(dagbag):
 
 def test_stream_users_to_cassandra_contract(dagbag):
     dag = dagbag.dags["stream_users_to_cassandra"]
-    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
-    assert dag.timetable.summary == "Asset or */10 * * * *"
-    assert [key.uri for key, _ in dag.timetable.asset_condition.iter_assets()] == [
-        "kafka://127.0.0.1:9092/users_created"]
-    assert dag.max_active_runs == 1
+    _assert_on_asset_with_safety_net(dag, "*/10 * * * *", "kafka://127.0.0.1:9092/users_created")
     assert set(dag.tags) == {"userstream", "stream"}
     tasks = {t.task_id: t for t in dag.tasks}
     assert set(tasks) == {"ensure_cassandra_tables", "run_stream_job", "verify_landed",

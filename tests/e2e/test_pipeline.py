@@ -31,7 +31,7 @@ def _pause(api: AirflowApi, *dag_ids: str) -> None:
         api.set_paused(dag_id, True)
 
 
-def _outbox_events(stack, windows: list[IngestWindow]) -> dict[str, int]:
+def _outbox_events(stack, windows: list[IngestWindow]) -> dict[str, list[int]]:
     """user_id -> outbox event ids of the users the windows' API pages returned."""
     with pg_connect(stack, "userstream") as conn:
         rows = conn.execute("""
