@@ -7,13 +7,6 @@ WORKDIR /build
 COPY spark/pom.xml spark/pom.xml
 RUN mvn -q -f spark/pom.xml dependency:copy-dependencies -DoutputDirectory=/jars
 
-# --- the project's locked Python dependencies as a requirements file -----------------------------
-FROM python:3.11-slim AS requirements
-RUN pip install --no-cache-dir uv==0.13.8
-WORKDIR /build
-COPY pyproject.toml uv.lock ./
-RUN uv export --frozen --no-dev --no-hashes --no-emit-project -o /requirements.txt
-
 FROM apache/airflow:3.3.2-python3.11
 USER root
 RUN apt-get update \
@@ -25,8 +18,8 @@ RUN python -m venv /opt/spark-venv \
  && /opt/spark-venv/bin/pip install --no-cache-dir -r /tmp/spark-requirements.txt
 COPY --from=spark-jars /jars /opt/spark-jars
 USER airflow
-COPY --from=requirements /requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+COPY requirements/runtime.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock
 ENV USERSTREAM_SPARK_SUBMIT=/opt/spark-venv/bin/spark-submit \
     USERSTREAM_SPARK_PYTHON=/opt/spark-venv/bin/python \
     PYTHONPATH=/opt/userstream

@@ -12,14 +12,25 @@ ifdef SOURCE
 export USERSTREAM_SOURCE := $(SOURCE)
 endif
 
-.PHONY: up down status clean test test-unit lint venv
+.PHONY: up down status clean test test-unit lint venv lock
 
 venv: .venv/.synced
 
-.venv/.synced: pyproject.toml uv.lock
+.venv/.synced: requirements/dev.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
-	UV_PYTHON_DOWNLOADS=never $(UV) sync --frozen --python $(PYTHON)
+	@test -x $(VENV_PY) || UV_PYTHON_DOWNLOADS=never $(UV) venv -q --python $(PYTHON) .venv
+	$(UV) pip sync -q --python $(VENV_PY) --require-hashes requirements/dev.lock
 	@touch $@
+
+# Re-resolves pyproject.toml into the hash-pinned lock files. uv.lock itself stays uncommitted
+# because it records download addresses; the exported files record only names, versions, hashes.
+lock:
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
+	UV_PYTHON_DOWNLOADS=never $(UV) lock --python $(PYTHON)
+	$(UV) export -q --frozen --no-header --no-emit-project --format requirements.txt \
+		-o requirements/dev.lock
+	$(UV) export -q --frozen --no-header --no-emit-project --format requirements.txt --no-dev \
+		-o requirements/runtime.lock
 
 up: venv
 	$(VENV_PY) -m include.local_mode up
