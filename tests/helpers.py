@@ -55,6 +55,32 @@ class AirflowApi:
             time.sleep(2)
 
 
+    def clear_task(self, dag_id: str, run_id: str, task_id: str,
+                   include_downstream: bool = False) -> list[str]:
+        """Clears one task of a run for real (REST clear is a dry run unless told otherwise);
+        returns the ids of the cleared tasks."""
+        cleared = self.call("POST", f"/dags/{dag_id}/clearTaskInstances", json={
+            "dry_run": False, "only_failed": False, "task_ids": [task_id],
+            "dag_run_id": run_id, "include_downstream": include_downstream})
+        return [t["task_id"] for t in cleared["task_instances"]]
+
+    def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str],
+                      timeout_s: float, never: frozenset[str] = frozenset(), min_try: int = 1,
+                      poll_s: float = 2) -> dict:
+        """The task instance once it is in one of `states` (at try `min_try` or later); fails
+        at once if it reaches a state in `never`."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            ti = self.call("GET", path)
+            if ti["state"] in states and ti["try_number"] >= min_try:
+                return ti
+            assert ti["state"] not in never, f"{task_id} became {ti['state']}: {ti}"
+            assert time.monotonic() < deadline, (
+                f"{task_id} did not reach {sorted(states)} within {timeout_s}s: {ti}")
+            time.sleep(poll_s)
+
+
 def airflow_cli(ctx: Context, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     airflow = PROJECT_ROOT / ".venv" / "bin" / "airflow"
     return subprocess.run([str(airflow), *args], env=ctx.env, cwd=PROJECT_ROOT,

@@ -135,16 +135,9 @@ def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack)
         processes.stop(stack.settings.run_dir, "cassandra", timeout_s=60)
         try:
             # Rerun only the landing check of that run (REST clear is a dry run unless told).
-            cleared = api.call("POST", f"/dags/{DAG_ID}/clearTaskInstances", json={
-                "dry_run": False, "only_failed": False, "task_ids": ["verify_landed"],
-                "dag_run_id": run_id, "include_downstream": False})
-            assert [t["task_id"] for t in cleared["task_instances"]] == ["verify_landed"]
-            path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/verify_landed"
-            deadline = time.monotonic() + 300
-            while (ti := api.call("GET", path))["state"] not in {"failed", "success"} or \
-                    ti["try_number"] < 2:
-                assert time.monotonic() < deadline, f"the cleared sensor did not finish: {ti}"
-                time.sleep(2)
+            assert api.clear_task(DAG_ID, run_id, "verify_landed") == ["verify_landed"]
+            ti = api.wait_for_task(DAG_ID, run_id, "verify_landed", {"failed", "success"}, 300,
+                                   min_try=2)
             assert ti["state"] == "failed"
             alert = wait_for_alert(stack, run_id)
         finally:
@@ -205,19 +198,13 @@ def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
             except ProcessLookupError:
                 pass
         assert killed, "the stream job ended before it could be killed"
-        while (ti := api.call("GET", path))["state"] not in {"up_for_retry", "failed"}:
-            assert ti["state"] != "success", "the job finished before it could be killed"
-            assert time.monotonic() < deadline + 300, f"the task did not fail: {ti}"
-            time.sleep(1)
-        api.call("POST", f"/dags/{DAG_ID}/clearTaskInstances", json={
-            "dry_run": False, "only_failed": False, "task_ids": [STREAM_TASK_ID],
-            "dag_run_id": run_id, "include_downstream": True})
-        deadline = time.monotonic() + RUN_TIMEOUT_S
-        while (ti := api.call("GET", path))["state"] != "success" or \
-                api.call("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] != "success":
-            assert ti["state"] != "failed", f"the cleared task failed: {ti}"
-            assert time.monotonic() < deadline, f"the cleared run did not finish: {ti}"
-            time.sleep(3)
+        api.wait_for_task(DAG_ID, run_id, STREAM_TASK_ID, {"up_for_retry", "failed"}, 600,
+                          never=frozenset({"success"}), poll_s=1)
+        api.clear_task(DAG_ID, run_id, STREAM_TASK_ID, include_downstream=True)
+        ti = api.wait_for_task(DAG_ID, run_id, STREAM_TASK_ID, {"success"}, RUN_TIMEOUT_S,
+                               never=frozenset({"failed"}), poll_s=3)
+        (finished,) = api.wait_for_runs(DAG_ID, {run_id}, RUN_TIMEOUT_S)
+        assert finished["state"] == "success", finished
         assert ti["try_number"] >= 2
     finally:
         api.set_paused(DAG_ID, True)
