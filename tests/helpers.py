@@ -55,6 +55,13 @@ class AirflowApi:
             time.sleep(2)
 
 
+    def settle(self, dag_id: str, timeout_s: float = 900) -> None:
+        """Waits until no run of the DAG is queued or running (asset and cron runs included)."""
+        deadline = time.monotonic() + timeout_s
+        while any(r["state"] in {"queued", "running"} for r in self.runs(dag_id)):
+            assert time.monotonic() < deadline, f"{dag_id} runs did not finish in {timeout_s}s"
+            time.sleep(3)
+
     def clear_task(self, dag_id: str, run_id: str, task_id: str,
                    include_downstream: bool = False) -> list[str]:
         """Clears one task of a run for real (REST clear is a dry run unless told otherwise);

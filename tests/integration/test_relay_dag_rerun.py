@@ -59,12 +59,6 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
     schema = load_parsed_schema()
     schema_id = SchemaRegistryClient(stack.settings.registry_url).register(
         names.USERS_VALUE_SUBJECT, load_schema_text())
-    with pg_connect(stack, "userstream") as conn:
-        _drain_outbox(stack, conn, schema_id, schema)
-        ids = [r[0] for r in conn.execute(EVENTS_SQL, (EVENTS,)).fetchall()]
-    probe = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap, "group.id": "rerun"})
-    start_offsets = _end_offsets(probe, names.USERS_TOPIC)
-    probe.close()
 
     def published() -> int:
         with pg_connect(stack, "userstream") as conn:
@@ -72,10 +66,23 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
                                 "AND published_at IS NOT NULL", (ids,)).fetchone()[0]
 
     kafka = by_name("kafka")
+    ids: list[int] = []
     api.set_paused(DAG_ID, False)
     try:
+        # Unpausing may start a safety-net run; with one run at a time it must finish first,
+        # and before our events exist, so that the run Kafka fails under is ours.
+        api.settle(DAG_ID, 600)
+        with pg_connect(stack, "userstream") as conn:
+            _drain_outbox(stack, conn, schema_id, schema)
+            ids += [r[0] for r in conn.execute(EVENTS_SQL, (EVENTS,)).fetchall()]
+        probe = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap,
+                          "group.id": "rerun"})
+        start_offsets = _end_offsets(probe, names.USERS_TOPIC)
+        probe.close()
         run_id = api.call("POST", f"/dags/{DAG_ID}/dagRuns",
                           json={"logical_date": None})["dag_run_id"]
+        api.wait_for_task(DAG_ID, run_id, TASK_ID, {"running"}, 300,
+                          never=frozenset({"success", "skipped", "failed"}), poll_s=0.2)
         path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}"
         deadline = time.monotonic() + 300
         while published() == 0:
