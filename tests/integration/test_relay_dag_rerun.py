@@ -69,8 +69,7 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
     ids: list[int] = []
     api.set_paused(DAG_ID, False)
     try:
-        # Unpausing may start a safety-net run; with one run at a time it must finish first,
-        # and before our events exist, so that the run Kafka fails under is ours.
+        # Runs already under way (earlier asset events, the safety net) finish first.
         api.settle(DAG_ID, 600)
         with pg_connect(stack, "userstream") as conn:
             _drain_outbox(stack, conn, schema_id, schema)
@@ -79,16 +78,14 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
                           "group.id": "rerun"})
         start_offsets = _end_offsets(probe, names.USERS_TOPIC)
         probe.close()
-        run_id = api.call("POST", f"/dags/{DAG_ID}/dagRuns",
-                          json={"logical_date": None})["dag_run_id"]
-        api.wait_for_task(DAG_ID, run_id, TASK_ID, {"running"}, 300,
-                          never=frozenset({"success", "skipped", "failed"}), poll_s=0.2)
-        path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{TASK_ID}"
+        api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+        # Unpausing may also have started a safety-net run; whichever run relays the events is
+        # the one the outage fails (one run at a time), so that is the run to clear.
         deadline = time.monotonic() + 300
         while published() == 0:
-            assert api.call("GET", path)["state"] != "success", "the relay ended before the stop"
-            assert time.monotonic() < deadline, "the relay task published nothing"
+            assert time.monotonic() < deadline, "no relay run published anything"
             time.sleep(0.2)
+        (run_id,) = [r["dag_run_id"] for r in api.runs(DAG_ID) if r["state"] == "running"]
         processes.stop(stack.settings.run_dir, "kafka", timeout_s=30)
         try:
             api.wait_for_task(DAG_ID, run_id, TASK_ID, {"up_for_retry", "failed"}, 300,
