@@ -142,7 +142,8 @@ def _postgres_command(ctx: Context) -> list[str]:
     ])
 
 
-def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 3):
+def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 15):
+    # Generous: a busy 2-core machine (a Spark run, compaction) can take seconds to accept.
     import psycopg
 
     return psycopg.connect(host=ctx.settings.host, port=ctx.settings.postgres_port,
@@ -152,7 +153,7 @@ def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 3):
 
 def _postgres_health(ctx: Context) -> str:
     try:
-        with pg_connect(ctx) as conn:
+        with pg_connect(ctx, timeout=3) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
     except Exception as exc:
         raise Unhealthy(str(exc).strip()) from exc
