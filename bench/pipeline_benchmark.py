@@ -49,7 +49,7 @@ from include.relay.kafka import ensure_topic
 from include.stream.job import SparkRuntime
 from tests.helpers import AirflowApi
 
-INGEST, RELAY, STREAM = "ingest_users", "relay_user_events", "stream_users_to_cassandra"
+INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
 TUTORIAL_JOB = PROJECT_ROOT / "bench" / "tutorial_stream_job.py"
 TUTORIAL_CQL = PROJECT_ROOT / "bench" / "tutorial_baseline.cql"
 RESULTS = PROJECT_ROOT / "bench" / "results"

@@ -1,6 +1,13 @@
-"""Every name the hops share, defined once: connection ids, topic, subject, tables, keyspace."""
+"""Every name the hops share, defined once: DAG and connection ids, topic, subject, tables,
+keyspace."""
 
 from typing import Final
+
+# The hops' DAGs, in pipeline order.
+INGEST_DAG_ID: Final = "ingest_users"
+RELAY_DAG_ID: Final = "relay_user_events"
+STREAM_DAG_ID: Final = "stream_users_to_cassandra"
+PIPELINE_DAG_IDS: Final = (INGEST_DAG_ID, RELAY_DAG_ID, STREAM_DAG_ID)
 
 # Airflow connection ids (provider defaults where the provider has one).
 POSTGRES_CONN_ID: Final = "postgres_default"

@@ -14,7 +14,6 @@ from typing import Any
 
 from include import names
 
-DAG_IDS = ("ingest_users", "relay_user_events", "stream_users_to_cassandra")
 COUNT_BUDGET_S = 10.0  # Cassandra has no cheap exact count: page through for at most this long
 
 
@@ -97,17 +96,17 @@ def render(status: PipelineStatus) -> str:
     lines = [
         "pipeline",
         f"  ingest  users staged {shown(status.staged_users, _fmt)}",
-        f"          {_run(runs, DAG_IDS[0])}",
+        f"          {_run(runs, names.PIPELINE_DAG_IDS[0])}",
         "  relay   outbox " + shown(outbox, lambda v: (
             f"pending {_fmt(v['pending'])}, failed {_fmt(v['failed'])}, "
             f"published {_fmt(v['published'])}")),
-        f"          {_run(runs, DAG_IDS[1])}",
+        f"          {_run(runs, names.PIPELINE_DAG_IDS[1])}",
         f"  kafka   {names.USERS_TOPIC} end offsets {shown(kafka, _partitions)}",
         f"  stream  committed offsets {shown(committed, _partitions)}; lag {lag_text}",
         "          cassandra " + shown(rows, lambda v: (
             f"rows {'' if v['exact'] else '>= '}{_fmt(v['users'])}, "
             f"dead letters {_fmt(v['dead_letters'])}")),
-        f"          {_run(runs, DAG_IDS[2])}",
+        f"          {_run(runs, names.PIPELINE_DAG_IDS[2])}",
     ]
     if runs is None and status.last_runs.error:
         lines.append(f"  (DAG runs unavailable: {status.last_runs.error})")

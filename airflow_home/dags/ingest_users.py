@@ -7,11 +7,12 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from include import names
 from include.assets import STAGED_USER_EVENTS
 from include.dag_defaults import hop_default_args
 from include.ingest.window import DEFAULT_USERS_PER_WINDOW
 
-DAG_ID = "ingest_users"
+DAG_ID = names.INGEST_DAG_ID
 
 
 @dag(

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from include import names
 from include.assets import STAGED_USER_EVENTS, USERS_TOPIC
 from include.dag_defaults import hop_default_args, on_asset_with_safety_net
 from include.relay.outbox import DEFAULT_BATCH_SIZE
 
 
 @dag(
-    dag_id="relay_user_events",
+    dag_id=names.RELAY_DAG_ID,
     schedule=on_asset_with_safety_net(STAGED_USER_EVENTS, "*/5 * * * *"),
     start_date=datetime(2026, 1, 1),
     catchup=False,

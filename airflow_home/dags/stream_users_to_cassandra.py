@@ -23,7 +23,7 @@ STREAM_TASK_ID = "run_stream_job"
 
 
 @dag(
-    dag_id="stream_users_to_cassandra",
+    dag_id=names.STREAM_DAG_ID,
     schedule=on_asset_with_safety_net(USERS_TOPIC, "*/10 * * * *"),
     start_date=datetime(2026, 1, 1),
     catchup=False,

@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from include import pipeline_status
+from include import names, pipeline_status
 from include.local_mode import bootstrap, installer, processes, services
 from include.local_mode.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
 from include.local_mode.services import (
@@ -211,7 +211,7 @@ def _pipeline_status(ctx: Context) -> pipeline_status.PipelineStatus:
     def last_runs() -> dict[str, dict]:
         headers = services.airflow_auth_header(ctx, timeout=5)
         runs = {}
-        for dag_id in pipeline_status.DAG_IDS:
+        for dag_id in names.PIPELINE_DAG_IDS:
             response = requests.get(f"{settings.airflow_url}/api/v2/dags/{dag_id}/dagRuns",
                                     params={"order_by": "-run_after", "limit": 1},
                                     headers=headers, timeout=5)

@@ -17,12 +17,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as shown
 from selenium.webdriver.support.wait import WebDriverWait
 
+from include import names
 from include.assets import CASSANDRA_USERS, STAGED_USER_EVENTS, USERS_TOPIC
 from include.local_mode.services import AIRFLOW_ADMIN_USER
 from tests.helpers import AirflowApi
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-INGEST, RELAY, STREAM = "ingest_users", "relay_user_events", "stream_users_to_cassandra"
+INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
 UI_TIMEOUT_S = 60
 
 

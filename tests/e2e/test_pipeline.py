@@ -15,7 +15,7 @@ from include.ingest.window import IngestWindow
 from include.local_mode.services import cassandra_session, pg_connect
 from tests.helpers import AirflowApi, airflow_cli
 
-INGEST, RELAY, STREAM = "ingest_users", "relay_user_events", "stream_users_to_cassandra"
+INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
 PIPELINE = (INGEST, RELAY, STREAM)
 LANDING_TIMEOUT_S = 900
 

@@ -7,11 +7,12 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
+from include import names
 from include.ingest.window import DEFAULT_USERS_PER_WINDOW, IngestWindow
 from include.local_mode.services import pg_connect
 from tests.helpers import AirflowApi, airflow_cli
 
-DAG_ID = "ingest_users"
+DAG_ID = names.INGEST_DAG_ID
 
 
 def _snapshot(ctx, windows: list[IngestWindow]) -> dict[str, tuple]:

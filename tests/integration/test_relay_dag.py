@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 
+from include import names
 from include.local_mode.services import pg_connect
 from tests.helpers import AirflowApi
 
-DAG_ID = "relay_user_events"
+DAG_ID = names.RELAY_DAG_ID
 EVENTS_SQL = """
 INSERT INTO staging.user_events (user_id, content_hash, payload)
 SELECT u, md5(u::text), jsonb_build_object('user_id', u, 'first_name', 'Đorđe', 'nat', 'RS')

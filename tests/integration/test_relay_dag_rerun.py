@@ -23,7 +23,7 @@ from tests.integration.test_relay import EVENTS_SQL, _drain_outbox
 
 pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that need it steadily
 
-DAG_ID, TASK_ID = "relay_user_events", "relay_outbox"
+DAG_ID, TASK_ID = names.RELAY_DAG_ID, "relay_outbox"
 EVENTS = 200_000  # long enough a run (~10 s or more) to stop the broker in the middle of it
 
 

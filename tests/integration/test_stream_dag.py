@@ -23,7 +23,7 @@ from include.stream.verify import missing_user_ids
 from tests.helpers import AirflowApi
 from tests.stream_support import produce_users
 
-DAG_ID = "stream_users_to_cassandra"
+DAG_ID = names.STREAM_DAG_ID
 STREAM_TASK_ID = "run_stream_job"
 RUN_TIMEOUT_S = 900
 
