@@ -46,8 +46,8 @@ from include.local_mode.services import Context, cassandra_session, pg_connect
 from include.local_mode.settings import PROJECT_ROOT, Settings
 from include.pipeline_status import count_rows
 from include.relay.kafka import ensure_topic
-from include.stream.job import SparkRuntime
 from tests.helpers import AirflowApi
+from tests.stream_support import spark_runtime
 
 INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
 TUTORIAL_JOB = PROJECT_ROOT / "bench" / "tutorial_stream_job.py"
@@ -147,15 +147,6 @@ def _run_summary(api: AirflowApi, since: datetime) -> dict[str, dict[str, Any]]:
     return summary
 
 
-def _settle(api: AirflowApi, timeout_s: float = 900) -> None:
-    deadline = time.monotonic() + timeout_s
-    while any(r["state"] in {"queued", "running"} for dag_id in (INGEST, RELAY, STREAM)
-              for r in api.runs(dag_id)):
-        if time.monotonic() > deadline:
-            raise SystemExit("pipeline runs did not finish")
-        time.sleep(5)
-
-
 def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users: int,
                timeout_s: float) -> Landing:
     windows = -(-users // window_users)
@@ -181,7 +172,7 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
     finally:
         api.set_paused(INGEST, True)
     events, landed = _wait_for_landing(ctx, session, first_id, timeout_s)
-    _settle(api)
+    api.settle(*names.PIPELINE_DAG_IDS)
     result = _landing(events, landed, started)
     result.runs = _run_summary(api, since)
     return result
@@ -205,7 +196,7 @@ def scheduled_phase(ctx: Context, api: AirflowApi, session, windows: int,
         api.set_paused(INGEST, True)
     print(f"scheduled: {windows} windows ingested", flush=True)
     events, landed = _wait_for_landing(ctx, session, first_id, timeout_s)
-    _settle(api)
+    api.settle(*names.PIPELINE_DAG_IDS)
     result = _landing(events, landed, started)
     result.runs = _run_summary(api, since)
     return result
@@ -248,8 +239,7 @@ def tutorial_phase(ctx: Context, session, users: int) -> dict[str, Any]:
     producer.flush(30)  # what a process exit does; delivery is never checked
     produced_s = time.time() - started
     print(f"tutorial: {users:,} API calls and sends in {produced_s:.1f}s", flush=True)
-    runtime = SparkRuntime(str(s.spark_submit), ",".join(str(p) for p in s.spark_jars),
-                           str(s.spark_python))
+    runtime = spark_runtime(s)
     checkpoint = s.state_dir / "bench" / f"tutorial-{topic}"
     command = [runtime.spark_submit, "--master", "local[2]", "--jars", runtime.jars,
                "--conf", "spark.ui.enabled=false", "--conf", "spark.driver.memory=1g",
@@ -284,7 +274,7 @@ def main() -> None:
         api.set_paused(dag_id, dag_id == INGEST)
     cluster, session = cassandra_session(ctx.settings)
     try:
-        _settle(api)
+        api.settle(*names.PIPELINE_DAG_IDS)
         bulk = bulk_phase(ctx, api, session, args.users, args.window_users, args.timeout_s)
         print(f"bulk: {json.dumps(asdict(bulk))}", flush=True)
         scheduled = scheduled_phase(ctx, api, session, args.scheduled_windows, args.timeout_s)

@@ -139,7 +139,7 @@ def gather(pg_connect: Callable[[], Any], cassandra_session: Callable[[], tuple[
     counts = probe(lambda: _postgres_counts(pg_connect))
     staged, outbox = counts.value if counts.error is None else (None, None)
     status.staged_users, status.outbox = Probe(staged, counts.error), Probe(outbox, counts.error)
-    status.kafka_end_offsets = probe(lambda: _end_offsets(kafka_config, names.USERS_TOPIC))
+    status.kafka_end_offsets = probe(lambda: kafka_end_offsets(kafka_config, names.USERS_TOPIC))
     status.committed_offsets = probe(lambda: committed_offsets(checkpoint))
     status.cassandra_rows = probe(lambda: _cassandra_counts(cassandra_session))
     status.last_runs = probe(last_runs)
@@ -160,7 +160,8 @@ SELECT count(*) FILTER (WHERE published_at IS NULL AND failed_at IS NULL),
 FROM staging.user_events"""
 
 
-def _end_offsets(config: dict[str, Any], topic: str) -> dict[int, int]:
+def kafka_end_offsets(config: dict[str, Any], topic: str) -> dict[int, int]:
+    """The next offset to be written, per partition of the topic."""
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({**config, "group.id": "userstream-status", "enable.auto.commit": False,

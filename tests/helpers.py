@@ -55,11 +55,12 @@ class AirflowApi:
             time.sleep(2)
 
 
-    def settle(self, dag_id: str, timeout_s: float = 900) -> None:
-        """Waits until no run of the DAG is queued or running (asset and cron runs included)."""
+    def settle(self, *dag_ids: str, timeout_s: float = 900) -> None:
+        """Waits until no run of these DAGs is queued or running (asset and cron runs too)."""
         deadline = time.monotonic() + timeout_s
-        while any(r["state"] in {"queued", "running"} for r in self.runs(dag_id)):
-            assert time.monotonic() < deadline, f"{dag_id} runs did not finish in {timeout_s}s"
+        while any(r["state"] in {"queued", "running"} for dag_id in dag_ids
+                  for r in self.runs(dag_id)):
+            assert time.monotonic() < deadline, f"{dag_ids} runs did not finish in {timeout_s}s"
             time.sleep(3)
 
     def clear_task(self, dag_id: str, run_id: str, task_id: str,

@@ -15,8 +15,8 @@ from include.ingest.window import IngestWindow
 from include.local_mode.services import cassandra_session, pg_connect
 from tests.helpers import AirflowApi, airflow_cli
 
-INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
-PIPELINE = (INGEST, RELAY, STREAM)
+PIPELINE = names.PIPELINE_DAG_IDS
+INGEST, RELAY, STREAM = PIPELINE
 LANDING_TIMEOUT_S = 900
 
 
@@ -71,14 +71,6 @@ def _wait_until_landed(stack, events: dict[str, list[int]]) -> dict[str, int]:
         time.sleep(10)
 
 
-def _settle(api: AirflowApi, timeout_s: float = LANDING_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while any(r["state"] in {"queued", "running"} for dag_id in PIPELINE
-              for r in api.runs(dag_id)):
-        assert time.monotonic() < deadline, "pipeline runs did not finish"
-        time.sleep(5)
-
-
 def _runs_since(api: AirflowApi, dag_id: str, since: datetime) -> list[dict]:
     return [r for r in api.runs(dag_id, order_by="-start_date")
             if r["start_date"] and datetime.fromisoformat(r["start_date"]) >= since]
@@ -105,7 +97,8 @@ def test_scheduled_windows_flow_to_cassandra_by_asset_events_alone(stack):
     finally:
         _pause(api, INGEST)
     try:
-        _settle(api, 300)  # the ingest run in flight when pausing may still finish
+        # The ingest run in flight when pausing may still finish.
+        api.settle(*PIPELINE, timeout_s=300)
         scheduled = [r for r in _runs_since(api, INGEST, started) if r["run_type"] == "scheduled"]
         windows = [IngestWindow(INGEST, datetime.fromisoformat(r["data_interval_start"]),
                                 datetime.fromisoformat(r["data_interval_end"]))
@@ -113,7 +106,7 @@ def test_scheduled_windows_flow_to_cassandra_by_asset_events_alone(stack):
         events = _outbox_events(stack, windows)
         assert len(events) >= 2 * 500
         landed = _wait_until_landed(stack, events)
-        _settle(api)
+        api.settle(*PIPELINE, timeout_s=LANDING_TIMEOUT_S)
     finally:
         _pause(api, RELAY, STREAM)
 
@@ -159,7 +152,7 @@ def test_backfilled_windows_land_in_cassandra_exactly_once(stack):
         events = _outbox_events(stack, windows)
         assert len(events) == 5 * 500
         landed = _wait_until_landed(stack, events)
-        _settle(api)
+        api.settle(*PIPELINE, timeout_s=LANDING_TIMEOUT_S)
     finally:
         _pause(api, *PIPELINE)
     _assert_exactly_once(events, landed)

@@ -15,6 +15,7 @@ from include import names
 from include.local_mode import processes
 from include.local_mode.cli import _start, _wait_healthy
 from include.local_mode.services import by_name, pg_connect
+from include.pipeline_status import kafka_end_offsets
 from include.relay.avro import decode, load_parsed_schema
 from include.relay.outbox import DEFAULT_BATCH_SIZE
 from include.schema_registry import SchemaRegistryClient, load_schema_text
@@ -27,17 +28,11 @@ DAG_ID, TASK_ID = names.RELAY_DAG_ID, "relay_outbox"
 EVENTS = 200_000  # long enough a run (~10 s or more) to stop the broker in the middle of it
 
 
-def _end_offsets(consumer: Consumer, topic: str) -> dict[int, int]:
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions}
-
-
 def _event_ids_since(stack, topic: str, start: dict[int, int], schema) -> Counter:
-    consumer = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap,
-                         "group.id": "rerun-check", "enable.auto.commit": False})
+    kafka = {"bootstrap.servers": stack.settings.kafka_bootstrap}
+    ends = kafka_end_offsets(kafka, topic)
+    consumer = Consumer({**kafka, "group.id": "rerun-check", "enable.auto.commit": False})
     try:
-        ends = _end_offsets(consumer, topic)
         consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in ends])
         seen: Counter = Counter()
         position = dict(start)
@@ -70,14 +65,12 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
     api.set_paused(DAG_ID, False)
     try:
         # Runs already under way (earlier asset events, the safety net) finish first.
-        api.settle(DAG_ID, 600)
+        api.settle(DAG_ID, timeout_s=600)
         with pg_connect(stack, "userstream") as conn:
             _drain_outbox(stack, conn, schema_id, schema)
             ids += [r[0] for r in conn.execute(EVENTS_SQL, (EVENTS,)).fetchall()]
-        probe = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap,
-                          "group.id": "rerun"})
-        start_offsets = _end_offsets(probe, names.USERS_TOPIC)
-        probe.close()
+        start_offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
+                                          names.USERS_TOPIC)
         api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
         # Unpausing may also have started a safety-net run; whichever run relays the events is
         # the one the outage fails (one run at a time), so that is the run to clear.

@@ -63,7 +63,7 @@ def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
     api.set_paused(DAG_ID, False)
     try:
         # Earlier asset events and the safety net drain the topic first.
-        api.settle(DAG_ID, RUN_TIMEOUT_S)
+        api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
         before = {r["dag_run_id"] for r in api.runs(DAG_ID)}
         # The run the asset event triggers; any other (safety-net) run is left to finish.
         api.call("POST", "/assets/events", json={
@@ -77,7 +77,7 @@ def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
         (finished,) = api.wait_for_runs(DAG_ID, {new[0]["dag_run_id"]}, RUN_TIMEOUT_S)
         assert finished["state"] == "success", finished
         assert finished["run_type"] == "asset_triggered"
-        api.settle(DAG_ID, RUN_TIMEOUT_S)
+        api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
     finally:
         api.set_paused(DAG_ID, True)
     assert not_landed(stack, users) == []
@@ -93,7 +93,7 @@ def test_missing_records_send_an_alert_naming_the_keys(stack):
     absent = str(uuid.uuid4())
     api.set_paused(DAG_ID, False)
     try:
-        api.settle(DAG_ID, RUN_TIMEOUT_S)
+        api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
         run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
             "logical_date": None,
             "conf": {"verify_user_ids": [absent], "landing_timeout_s": 20}})
@@ -116,7 +116,7 @@ def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack)
     landed = produce_users(stack.settings, names.USERS_TOPIC, 50, seed=int(time.time()) + 1)
     api.set_paused(DAG_ID, False)
     try:
-        api.settle(DAG_ID, RUN_TIMEOUT_S)
+        api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
         run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
             "logical_date": None,
             "conf": {"verify_user_ids": list(landed)[:5], "landing_timeout_s": 20}})
@@ -165,7 +165,7 @@ def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
     api.wait_for_dag(DAG_ID)
     api.set_paused(DAG_ID, False)
     try:
-        api.settle(DAG_ID, RUN_TIMEOUT_S)
+        api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
         users = produce_users(stack.settings, names.USERS_TOPIC, 60_000,
                               seed=int(time.time()) + 2)
         run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
