@@ -8,11 +8,13 @@ import hashlib
 import json
 import logging
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from operator import attrgetter
 from typing import Any
 
+import orjson
 import psycopg
 
 from include import sql
@@ -22,7 +24,6 @@ from include.randomuser.normalize import STAGED_COLUMNS, InvalidUser, StagedUser
 log = logging.getLogger(__name__)
 
 DEFAULT_USERS_PER_WINDOW = 500
-row_of = attrgetter(*STAGED_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -71,24 +72,34 @@ class IngestResult:
         return asdict(self)
 
 
+def split_page(page: Page, seen: set[str]) -> tuple[list[StagedUser], list[Reject]]:
+    """Normalises one page; `seen` carries the window's user ids across its pages."""
+    users: list[StagedUser] = []
+    rejects: list[Reject] = []
+    for position, raw in enumerate(page.results):
+        try:
+            user = normalize_user(raw)
+        except InvalidUser as exc:
+            user_id = raw.get("login", {}).get("uuid") if isinstance(raw, dict) else None
+            rejects.append(Reject(page.page, position, _short(user_id), str(exc), raw))
+            continue
+        if user.user_id in seen:
+            rejects.append(Reject(page.page, position, user.user_id,
+                                  "duplicate login.uuid within the window", raw))
+            continue
+        seen.add(user.user_id)
+        users.append(user)
+    return users, rejects
+
+
 def split_valid(pages: list[Page]) -> tuple[list[StagedUser], list[Reject]]:
     users: list[StagedUser] = []
     rejects: list[Reject] = []
     seen: set[str] = set()
     for page in pages:
-        for position, raw in enumerate(page.results):
-            try:
-                user = normalize_user(raw)
-            except InvalidUser as exc:
-                user_id = raw.get("login", {}).get("uuid") if isinstance(raw, dict) else None
-                rejects.append(Reject(page.page, position, _short(user_id), str(exc), raw))
-                continue
-            if user.user_id in seen:
-                rejects.append(Reject(page.page, position, user.user_id,
-                                      "duplicate login.uuid within the window", raw))
-                continue
-            seen.add(user.user_id)
-            users.append(user)
+        page_users, page_rejects = split_page(page, seen)
+        users += page_users
+        rejects += page_rejects
     return users, rejects
 
 
@@ -96,64 +107,138 @@ def _short(value: Any) -> str | None:
     return None if value is None else str(value)[:200]
 
 
-def write_window(conn: psycopg.Connection, window: IngestWindow, pages: list[Page],
-                 users: list[StagedUser], rejects: list[Reject]) -> dict[str, int | None]:
-    """Stages the whole window in one transaction: raw pages, users, rejects, outbox events."""
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SET LOCAL TimeZone = 'UTC'")  # the content hash hashes timestamps as text
-        cur.execute("SET LOCAL work_mem = '64MB'")
-        for page in pages:
+def incoming_row(user: StagedUser) -> tuple[Any, ...]:
+    """The user's staging columns, then its content hash and outbox payload. The payload is the
+    user as JSON (column names as keys, in column order, so identical content gives identical
+    text) and the hash is the md5 of that text: building both here keeps that work off the one
+    PostgreSQL backend the window's transaction runs on."""
+    payload = orjson.dumps(user._asdict())
+    return (*user, hashlib.md5(payload, usedforsecurity=False).hexdigest(), payload.decode())
+
+
+INCOMING_COLUMNS = (*STAGED_COLUMNS, "content_hash", "payload")
+COPY_INCOMING = f"COPY incoming_users ({', '.join(INCOMING_COLUMNS)}) FROM STDIN"
+
+
+@dataclass
+class MergeCounts:
+    inserted: int = 0
+    updated: int = 0
+    new_events: int = 0
+    max_event_id: int | None = None
+
+    def add(self, inserted: int, updated: int, new_events: int, max_event_id: int | None) -> None:
+        self.inserted += inserted
+        self.updated += updated
+        self.new_events += new_events
+        if max_event_id is not None:
+            self.max_event_id = max(self.max_event_id or 0, max_event_id)
+
+
+class WindowWriter:
+    """Stages a window's pages from one background thread on the window's connection, in page
+    order, so PostgreSQL stores and merges page n while this process fetches and normalises
+    page n+1. At most `max_pending` pages wait; a failed write is raised to the caller at the
+    next page or at `drain`, and the caller's transaction then rolls the whole window back."""
+
+    def __init__(self, conn: psycopg.Connection, window: IngestWindow, max_pending: int = 2):
+        self.conn = conn
+        self.window = window
+        self.max_pending = max_pending
+        self.busy_s = 0.0
+        self.counts = MergeCounts()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
+        self._pending: deque[Future[None]] = deque()
+
+    def __enter__(self) -> WindowWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, page: Page, rows: list[tuple[Any, ...]], rejects: list[Reject]) -> None:
+        while len(self._pending) >= self.max_pending:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._write_page, page, rows, rejects))
+
+    def drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def _write_page(self, page: Page, rows: list[tuple[Any, ...]],
+                    rejects: list[Reject]) -> None:
+        started = time.perf_counter()
+        window = self.window
+        with self.conn.cursor() as cur:
             cur.execute(sql.load("ingest/upsert_raw_page"),
                         (window.seed, page.page, window.start, window.end, len(page.results),
                          page.body.decode("utf-8")))
-        if rejects:
-            cur.executemany(sql.load("ingest/upsert_rejected"), [
-                (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
-                 json.dumps(r.payload, ensure_ascii=False)) for r in rejects])
-        cur.execute(sql.load("ingest/create_incoming"))
-        with cur.copy(f"COPY incoming_users ({', '.join(STAGED_COLUMNS)}) FROM STDIN") as copy:
-            for user in users:
-                copy.write_row(row_of(user))
-        cur.execute(sql.load("ingest/merge_users"), {"window_start": window.start})
-        inserted, updated, new_events, max_event_id = cur.fetchone()
-    return {"inserted": inserted, "updated": updated, "new_events": new_events,
-            "max_event_id": max_event_id}
+            if rejects:
+                cur.executemany(sql.load("ingest/upsert_rejected"), [
+                    (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
+                     json.dumps(r.payload, ensure_ascii=False)) for r in rejects])
+            with cur.copy(COPY_INCOMING) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(sql.load("ingest/merge_users"), {"window_start": window.start})
+            self.counts.add(*cur.fetchone())
+            cur.execute("TRUNCATE incoming_users")
+        self.busy_s += time.perf_counter() - started
 
 
 def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.Connection,
                   users_per_window: int = DEFAULT_USERS_PER_WINDOW,
                   nat: str | None = None) -> IngestResult:
+    """Fetches, normalises and stages the window page by page inside one transaction (raw pages,
+    users, rejects, outbox events): a failure anywhere leaves nothing of the window behind."""
     result = IngestResult(window.start.isoformat(), window.end.isoformat(), window.seed)
     log.info("ingest window %s..%s seed=%s users=%d nat=%s", window.start, window.end,
              window.seed, users_per_window, nat or "all")
     started = time.perf_counter()
-    pages = client.fetch_window(window.seed, users_per_window, nat)
-    fetch_s = time.perf_counter() - started
-    started = time.perf_counter()
-    users, rejects = split_valid(pages)
-    normalize_s = time.perf_counter() - started
-    started = time.perf_counter()
-    counts = write_window(conn, window, pages, users, rejects)
-    write_s = time.perf_counter() - started
-    result.fetched = sum(len(p.results) for p in pages)
-    result.rejected = len(rejects)
-    result.inserted = int(counts["inserted"] or 0)
-    result.updated = int(counts["updated"] or 0)
-    result.unchanged = len(users) - result.inserted - result.updated
-    result.new_events = int(counts["new_events"] or 0)
-    result.max_event_id = counts["max_event_id"]
-    # Pages are fetched two at a time, so the fetch phase is wall time; inside it, "http" and
-    # "json" are summed over pages and may overlap.
+    waiting_s = normalize_s = http_s = json_s = 0.0
+    seen: set[str] = set()
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SET LOCAL TimeZone = 'UTC'")
+        cur.execute("SET LOCAL work_mem = '64MB'")
+        cur.execute(sql.load("ingest/create_incoming"))
+        with WindowWriter(conn, window) as writer:
+            waited = time.perf_counter()
+            for page in client.iter_window(window.seed, users_per_window, nat):
+                waiting_s += time.perf_counter() - waited
+                normalizing = time.perf_counter()
+                users, rejects = split_page(page, seen)
+                rows = [incoming_row(user) for user in users]
+                normalize_s += time.perf_counter() - normalizing
+                writer.submit(page, rows, rejects)
+                http_s += page.http_seconds
+                json_s += page.parse_seconds
+                result.fetched += len(page.results)
+                result.rejected += len(rejects)
+                for reject in rejects:
+                    log.warning("rejected page %d position %d (user %s): %s", reject.page,
+                                reject.position, reject.user_id, reject.reason)
+                waited = time.perf_counter()
+            writer.drain()
+            draining_s = time.perf_counter() - waited
+        counts = writer.counts
+    result.inserted = counts.inserted
+    result.updated = counts.updated
+    result.unchanged = len(seen) - result.inserted - result.updated
+    result.new_events = counts.new_events
+    result.max_event_id = counts.max_event_id
+    # Pages are fetched two ahead and written behind, so the phases overlap: "http" and "json"
+    # are summed over pages, "waiting" is this thread waiting for the API, "normalize" its own
+    # work, "write" the writer's busy time (raw page, COPY, merge), "drain" the wait for the
+    # last writes after the last page; "total" is wall time.
     result.timings_s = {
-        "fetch_wall": round(fetch_s, 3),
-        "http": round(sum(p.http_seconds for p in pages), 3),
-        "json": round(sum(p.parse_seconds for p in pages), 3),
+        "total": round(time.perf_counter() - started, 3),
+        "http": round(http_s, 3),
+        "json": round(json_s, 3),
+        "waiting": round(waiting_s, 3),
         "normalize": round(normalize_s, 3),
-        "write": round(write_s, 3),
+        "write": round(writer.busy_s, 3),
+        "drain": round(draining_s, 3),
     }
-    for reject in rejects:
-        log.warning("rejected page %d position %d (user %s): %s", reject.page, reject.position,
-                    reject.user_id, reject.reason)
     log.info("window %s: fetched=%d inserted=%d updated=%d unchanged=%d rejected=%d "
              "new_events=%d max_event_id=%s timings=%s", window.seed, result.fetched,
              result.inserted, result.updated, result.unchanged, result.rejected,

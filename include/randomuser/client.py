@@ -12,8 +12,11 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 import orjson
@@ -192,28 +195,34 @@ class RandomUserClient:
             f"randomuser API gave no valid answer for seed={seed!r} page={page} after "
             f"{attempt} attempt(s): {last_problem}")
 
+    def iter_window(self, seed: str, total: int, nat: str | None = None,
+                    prefetch: int = 2) -> Iterator[Page]:
+        """Yields the window's pages in order while up to `prefetch` more are on their way, so
+        the API builds the next pages while the caller stages the last one. The last page of a
+        paged window is trimmed to the window's size."""
+        plan = page_plan(total)
+        fetched = 0
+        with ThreadPoolExecutor(max_workers=max(1, min(prefetch, len(plan)))) as pool:
+            pending: deque[Future[Page]] = deque()
+            upcoming = iter(plan)
+            try:
+                for page, size in islice(upcoming, prefetch):
+                    pending.append(pool.submit(self.fetch_page, seed, page, size, nat))
+                while pending:
+                    result = pending.popleft().result()
+                    for page, size in islice(upcoming, 1):
+                        pending.append(pool.submit(self.fetch_page, seed, page, size, nat))
+                    keep = min(result.requested, total - fetched)
+                    if keep < result.requested:
+                        result.payload["results"] = result.payload["results"][:keep]
+                    fetched += keep
+                    log.info("fetched page %d: %d users (%d/%d) in %d attempt(s)", result.page,
+                             keep, fetched, total, result.attempts)
+                    yield result
+            finally:
+                for future in pending:
+                    future.cancel()
+
     def fetch_window(self, seed: str, total: int, nat: str | None = None,
                      prefetch: int = 2) -> list[Page]:
-        """Fetches the window's pages in order, `prefetch` at a time, so the API works on the next
-        page while this process parses the last one."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        plan = page_plan(total)
-        with ThreadPoolExecutor(max_workers=max(1, min(prefetch, len(plan)))) as pool:
-            results = pool.map(lambda item: self.fetch_page(seed, item[0], item[1], nat), plan)
-            return self._trim(list(results), total)
-
-    @staticmethod
-    def _trim(results: list[Page], total: int) -> list[Page]:
-        pages = []
-        fetched = 0
-        for result in results:
-            page, size = result.page, result.requested
-            keep = min(size, total - fetched)
-            if keep < size:  # the last page of a paged window is trimmed to the window's size
-                result.payload["results"] = result.payload["results"][:keep]
-            fetched += keep
-            pages.append(result)
-            log.info("fetched page %d: %d users (%d/%d) in %d attempt(s)", page, keep, fetched,
-                     total, result.attempts)
-        return pages
+        return list(self.iter_window(seed, total, nat, prefetch))

@@ -8,17 +8,17 @@ strings for others); coordinates arrive as strings and become numbers; `id.value
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class InvalidUser(ValueError):
     """A result that cannot be normalised; the message is the reason stored with the reject."""
 
 
-@dataclass(frozen=True)
-class StagedUser:
+class StagedUser(NamedTuple):
+    """One staging row, in `staging.users` column order (a tuple, so COPY takes it as is)."""
+
     user_id: str
     gender: str | None
     title: str | None
@@ -48,19 +48,14 @@ class StagedUser:
     picture_medium: str | None
     picture_thumbnail: str | None
 
-    def as_json(self) -> dict[str, Any]:
-        row = asdict(self)
-        for key in ("dob", "registered_at"):
-            if row[key] is not None:
-                row[key] = row[key].isoformat().replace("+00:00", "Z")
-        return row
 
-
-STAGED_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(StagedUser))
+STAGED_COLUMNS: tuple[str, ...] = StagedUser._fields
 
 
 def _obj(raw: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
     value = raw.get(key)
+    if value.__class__ is dict:  # the common case first: this runs a dozen times per user
+        return value
     if value is None:
         if required:
             raise InvalidUser(f"missing '{key}'")
@@ -71,6 +66,8 @@ def _obj(raw: dict[str, Any], key: str, *, required: bool = False) -> dict[str, 
 
 
 def _text(value: Any, path: str) -> str | None:
+    if value.__class__ is str:  # the common case first: this runs twenty times per user
+        return value or None
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):

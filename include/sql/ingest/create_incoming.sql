@@ -1,7 +1,7 @@
--- The window's normalised users, loaded with COPY, then merged set-wise. Same columns, same order
--- as staging.users minus the bookkeeping ones, so `incoming_users::text` is the user's content.
+-- The window's normalised users, loaded page by page with COPY, then merged set-wise: the
+-- staging columns, the content hash and the outbox payload (both built by the ingest task).
 CREATE TEMP TABLE incoming_users (
     LIKE staging.users INCLUDING DEFAULTS
 ) ON COMMIT DROP;
-ALTER TABLE incoming_users DROP COLUMN content_hash, DROP COLUMN first_window_start,
-    DROP COLUMN last_window_start, DROP COLUMN created_at, DROP COLUMN updated_at;
+ALTER TABLE incoming_users DROP COLUMN first_window_start, DROP COLUMN last_window_start,
+    DROP COLUMN created_at, DROP COLUMN updated_at, ADD COLUMN payload json NOT NULL;

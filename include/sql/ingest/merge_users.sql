@@ -1,14 +1,15 @@
 -- Upserts the window's users and writes one outbox event per new or changed user, in the
--- caller's transaction. The content hash is the md5 of the user's row text (stable because the
--- transaction pins TimeZone to UTC); unchanged users are left alone: no update, no event.
+-- caller's transaction. The content hash and the payload arrive with each incoming user; an
+-- unchanged user (same hash) is left alone: no update, no event.
 -- Parameters: %(window_start)s. Returns: inserted, updated, new_events, max_event_id.
-WITH incoming AS (
-    SELECT i.*, md5(i::text) AS content_hash FROM incoming_users i
-),
-merged AS (
+WITH merged AS (
     INSERT INTO staging.users AS u
-    SELECT i.*, %(window_start)s, %(window_start)s, now(), now()
-    FROM incoming i
+    SELECT user_id, gender, title, first_name, last_name, email, username, phone, cell,
+           street_number, street_name, city, state, country, postcode, latitude, longitude,
+           timezone_offset, timezone_description, dob, age, registered_at, nat, id_name,
+           id_value, picture_large, picture_medium, picture_thumbnail, content_hash,
+           %(window_start)s, %(window_start)s, now(), now()
+    FROM incoming_users
     ON CONFLICT (user_id) DO UPDATE
         SET gender = EXCLUDED.gender, title = EXCLUDED.title,
             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,
@@ -26,11 +27,11 @@ merged AS (
             content_hash = EXCLUDED.content_hash,
             last_window_start = EXCLUDED.last_window_start, updated_at = now()
         WHERE u.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-    RETURNING u.*, (xmax = 0) AS inserted
+    RETURNING u.user_id, (xmax = 0) AS inserted
 ),
 events AS (
     INSERT INTO staging.user_events (user_id, content_hash, payload)
-    SELECT m.user_id, m.content_hash, to_json(i)  -- the user's columns, as merged
+    SELECT i.user_id, i.content_hash, i.payload
     FROM merged m JOIN incoming_users i USING (user_id)
     RETURNING id
 )
