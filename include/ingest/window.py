@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -113,11 +114,22 @@ def incoming_row(user: StagedUser) -> tuple[Any, ...]:
     text) and the hash is the md5 of that text: building both here keeps that work off the one
     PostgreSQL backend the window's transaction runs on."""
     payload = orjson.dumps(user._asdict())
-    return (*user, hashlib.md5(payload, usedforsecurity=False).hexdigest(), payload.decode())
+    return (uuid.UUID(user.user_id), *user[1:],
+            hashlib.md5(payload, usedforsecurity=False).hexdigest(), payload.decode())
 
 
 INCOMING_COLUMNS = (*STAGED_COLUMNS, "content_hash", "payload")
-COPY_INCOMING = f"COPY incoming_users ({', '.join(INCOMING_COLUMNS)}) FROM STDIN"
+# Binary COPY: PostgreSQL reads numbers, timestamps and uuids without parsing their text.
+COPY_INCOMING = f"COPY incoming_users ({', '.join(INCOMING_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+
+
+def incoming_types(cur: psycopg.Cursor[Any]) -> list[int]:
+    """The type oids of `incoming_users`' columns in COPY order (binary COPY needs them), read
+    from the table itself so they follow the schema."""
+    cur.execute("SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = "
+                "'incoming_users'::regclass AND attnum > 0 AND NOT attisdropped")
+    types = dict(cur.fetchall())
+    return [types[column] for column in INCOMING_COLUMNS]
 
 
 @dataclass
@@ -147,6 +159,7 @@ class WindowWriter:
         self.max_pending = max_pending
         self.busy_s = 0.0
         self.counts = MergeCounts()
+        self._copy_types: list[int] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._pending: deque[Future[None]] = deque()
 
@@ -177,7 +190,10 @@ class WindowWriter:
                 cur.executemany(sql.load("ingest/upsert_rejected"), [
                     (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
                      json.dumps(r.payload, ensure_ascii=False)) for r in rejects])
+            if self._copy_types is None:
+                self._copy_types = incoming_types(cur)
             with cur.copy(COPY_INCOMING) as copy:
+                copy.set_types(self._copy_types)
                 for row in rows:
                     copy.write_row(row)
             cur.execute(sql.load("ingest/merge_users"), {"window_start": window.start})

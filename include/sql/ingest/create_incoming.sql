@@ -4,4 +4,4 @@ CREATE TEMP TABLE incoming_users (
     LIKE staging.users INCLUDING DEFAULTS
 ) ON COMMIT DROP;
 ALTER TABLE incoming_users DROP COLUMN first_window_start, DROP COLUMN last_window_start,
-    DROP COLUMN created_at, DROP COLUMN updated_at, ADD COLUMN payload json NOT NULL;
+    DROP COLUMN created_at, DROP COLUMN updated_at, ADD COLUMN payload text NOT NULL;

@@ -31,7 +31,7 @@ WITH merged AS (
 ),
 events AS (
     INSERT INTO staging.user_events (user_id, content_hash, payload)
-    SELECT i.user_id, i.content_hash, i.payload
+    SELECT i.user_id, i.content_hash, i.payload::json
     FROM merged m JOIN incoming_users i USING (user_id)
     RETURNING id
 )
