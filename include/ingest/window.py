@@ -10,6 +10,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -153,7 +154,7 @@ class WindowWriter:
     page n+1. At most `max_pending` pages wait; a failed write is raised to the caller at the
     next page or at `drain`, and the caller's transaction then rolls the whole window back."""
 
-    def __init__(self, conn: psycopg.Connection, window: IngestWindow, max_pending: int = 2):
+    def __init__(self, conn: psycopg.Connection, window: IngestWindow, max_pending: int = 4):
         self.conn = conn
         self.window = window
         self.max_pending = max_pending
@@ -169,23 +170,37 @@ class WindowWriter:
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, page: Page, rows: list[tuple[Any, ...]], rejects: list[Reject]) -> None:
-        while len(self._pending) >= self.max_pending:
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self._write_page, page, rows, rejects))
+    def submit_raw(self, page: Page) -> None:
+        """Queues the page's raw response: PostgreSQL stores it while the page is normalised."""
+        self._submit(self._write_raw, page.page, len(page.results), page.body)
+
+    def submit_users(self, rows: list[tuple[Any, ...]], rejects: list[Reject]) -> None:
+        """Queues the page's normalised users (COPY, then merge) and its rejects."""
+        self._submit(self._write_users, rows, rejects)
 
     def drain(self) -> None:
         while self._pending:
             self._pending.popleft().result()
 
-    def _write_page(self, page: Page, rows: list[tuple[Any, ...]],
-                    rejects: list[Reject]) -> None:
+    def _submit(self, write: Callable[..., None], *args: Any) -> None:
+        while len(self._pending) >= self.max_pending:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._timed, write, *args))
+
+    def _timed(self, write: Callable[..., None], *args: Any) -> None:
         started = time.perf_counter()
+        write(*args)
+        self.busy_s += time.perf_counter() - started
+
+    def _write_raw(self, page: int, results: int, body: bytes) -> None:
+        window = self.window
+        self.conn.execute(sql.load("ingest/upsert_raw_page"),
+                          (window.seed, page, window.start, window.end, results,
+                           body.decode("utf-8")))
+
+    def _write_users(self, rows: list[tuple[Any, ...]], rejects: list[Reject]) -> None:
         window = self.window
         with self.conn.cursor() as cur:
-            cur.execute(sql.load("ingest/upsert_raw_page"),
-                        (window.seed, page.page, window.start, window.end, len(page.results),
-                         page.body.decode("utf-8")))
             if rejects:
                 cur.executemany(sql.load("ingest/upsert_rejected"), [
                     (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
@@ -199,7 +214,6 @@ class WindowWriter:
             cur.execute(sql.load("ingest/merge_users"), {"window_start": window.start})
             self.counts.add(*cur.fetchone())
             cur.execute("TRUNCATE incoming_users")
-        self.busy_s += time.perf_counter() - started
 
 
 def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.Connection,
@@ -221,11 +235,12 @@ def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.
             waited = time.perf_counter()
             for page in client.iter_window(window.seed, users_per_window, nat):
                 waiting_s += time.perf_counter() - waited
+                writer.submit_raw(page)
                 normalizing = time.perf_counter()
                 users, rejects = split_page(page, seen)
                 rows = [incoming_row(user) for user in users]
                 normalize_s += time.perf_counter() - normalizing
-                writer.submit(page, rows, rejects)
+                writer.submit_users(rows, rejects)
                 http_s += page.http_seconds
                 json_s += page.parse_seconds
                 result.fetched += len(page.results)

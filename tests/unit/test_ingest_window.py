@@ -41,3 +41,27 @@ def test_bad_and_duplicate_records_are_rejected_and_good_ones_kept():
     assert [r.position for r in rejects] == [0, 1, 2, 20]
     assert "duplicate" in rejects[-1].reason
     assert all(r.reason for r in rejects)
+
+
+def test_incoming_row_carries_a_stable_payload_and_its_hash():
+    from hashlib import md5
+    from uuid import UUID
+
+    import orjson
+
+    from include.ingest.window import INCOMING_COLUMNS, incoming_row
+
+    staged, _ = split_valid([_page(generate("row", 1, 3, sorted(NATIONALITIES)))])
+    user = staged[0]
+    row = incoming_row(user)
+    assert len(row) == len(INCOMING_COLUMNS)
+    assert row[0] == UUID(user.user_id)
+    *_, content_hash, payload = row
+    assert content_hash == md5(payload.encode()).hexdigest()
+    decoded = orjson.loads(payload)
+    assert list(decoded) == list(user._fields)
+    assert decoded["user_id"] == user.user_id
+    assert decoded["dob"] == user.dob.isoformat()
+    assert incoming_row(user) == row  # the same content always gives the same hash
+    changed = incoming_row(user._replace(city="Elsewhere"))
+    assert changed[-2] != content_hash
