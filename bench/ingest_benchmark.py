@@ -1,5 +1,7 @@
 """Ingest benchmark: users/s through one ingest window (the ingest task's body) from the bundled
 randomuser-compatible API into PostgreSQL (raw pages, users, outbox events), 5,000-user pages.
+Besides the task's own phase timings it reports the CPU seconds each process spent on the window:
+the PostgreSQL backend of the window's transaction, this process (the task's work) and the API.
 
 Run with the stack up (`make up SOURCE=local`):
     USERSTREAM_SOURCE=local .venv/bin/python -m bench.ingest_benchmark --users 50000
@@ -14,11 +16,19 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psutil
+
 from include.ingest.window import IngestWindow, ingest_window
+from include.local_mode import processes
 from include.local_mode.cli import make_context
 from include.local_mode.services import pg_connect
 from include.local_mode.settings import Settings
 from include.randomuser.client import RandomUserClient
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def main() -> None:
@@ -26,7 +36,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    ctx, _ = make_context(Settings.from_env())
+    settings = Settings.from_env()
+    ctx, _ = make_context(settings)
+    api = processes.running(settings.run_dir, "randomuser-api")
+    if api is None:
+        raise SystemExit("the local API is not running: start it with `make up SOURCE=local`")
     os.environ.update({k: v for k, v in ctx.env.items() if k.startswith("AIRFLOW_CONN_")})
     from airflow.providers.http.hooks.http import HttpHook
 
@@ -36,12 +50,18 @@ def main() -> None:
         start = datetime(2024, 1, 1, tzinfo=UTC)
         window = IngestWindow(f"bench-{uuid.uuid4().hex[:8]}", start, start + timedelta(minutes=1))
         with pg_connect(ctx, "userstream") as conn:
+            backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+            meters = {"postgres_backend": psutil.Process(backend_pid),
+                      "task": psutil.Process(), "local_api": psutil.Process(api.pid)}
+            before = {name: _cpu_s(process) for name, process in meters.items()}
             started = time.perf_counter()
             result = ingest_window(window, client, conn, users_per_window=args.users)
             elapsed = time.perf_counter() - started
+            cpu = {f"cpu_{name}": round(_cpu_s(process) - before[name], 2)
+                   for name, process in meters.items()}
         assert result.inserted == args.users and result.new_events == args.users, result
         runs.append({"users": args.users, "seconds": round(elapsed, 2),
-                     "users_per_s": round(args.users / elapsed), **result.timings_s})
+                     "users_per_s": round(args.users / elapsed), **result.timings_s, **cpu})
         print(json.dumps(runs[-1]), flush=True)
     best = max(runs, key=lambda r: r["users_per_s"])
     median = sorted(r["users_per_s"] for r in runs)[len(runs) // 2]
