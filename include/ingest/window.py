@@ -228,7 +228,6 @@ def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.
     waiting_s = normalize_s = http_s = json_s = 0.0
     seen: set[str] = set()
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("SET LOCAL TimeZone = 'UTC'")
         cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute(sql.load("ingest/create_incoming"))
         with WindowWriter(conn, window) as writer:

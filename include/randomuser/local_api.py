@@ -32,7 +32,6 @@ from urllib.parse import parse_qs, urlparse
 import orjson
 
 VERSION = "1.4"
-T = TypeVar("T")
 MAX_RESULTS = 5000
 FIELDS = ("gender", "name", "location", "email", "login", "registered", "dob", "phone", "cell",
           "id", "picture", "nat")
@@ -183,15 +182,11 @@ def _date(random: Callable[[], float], min_years: int, max_years: int) -> tuple[
     return f"{stamp}.{int(random() * 1000):03d}Z", int(seconds_ago // YEAR_S)
 
 
+T = TypeVar("T")
+
+
 def _pick(random: Callable[[], float], options: Sequence[T]) -> T:
     return options[int(random() * len(options))]
-
-
-def _uuid4(value: int) -> str:
-    """A version-4 UUID's text from 128 random bits (what `uuid.UUID(int=..., version=4)` gives,
-    without building the object)."""
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 def make_user(rng: random.Random, nat_code: str) -> dict[str, Any]:
@@ -220,7 +215,7 @@ def make_user(rng: random.Random, nat_code: str) -> dict[str, Any]:
         },
         "email": f"{_ascii(first)}.{_ascii(last)}@example.com",
         "login": {
-            "uuid": _uuid4(bits(128)),
+            "uuid": str(uuid.UUID(int=bits(128), version=4)),
             "username": f"{_pick(draw, WORDS)}{_pick(draw, WORDS)}{int(draw() * 1000)}",
             "password": f"{_pick(draw, WORDS)}{int(draw() * 100)}",
             "salt": "".join([LETTERS[int(draw() * 26)] for _ in range(8)]),
