@@ -16,6 +16,7 @@ from include.local_mode.settings import PROJECT_ROOT
 class AirflowApi:
     def __init__(self, ctx: Context):
         self.base = ctx.settings.airflow_url
+        self.logs_dir = ctx.settings.state_dir / "airflow" / "logs"
         self.session = requests.Session()
         self.session.headers.update(airflow_auth_header(ctx))
 
@@ -54,6 +55,28 @@ class AirflowApi:
                                      f"{[(r['dag_run_id'], r['state']) for r in runs]}")
             time.sleep(2)
 
+
+    def explain_failures(self, dag_id: str, runs: list[dict], log_lines: int = 15) -> str:
+        """What failed in the runs that did not succeed: each failed task, its tries and the
+        last lines of its log, so a failure in CI says why without the machine at hand."""
+        parts = []
+        for run in runs:
+            if run["state"] == "success":
+                continue
+            run_id = run["dag_run_id"]
+            parts.append(f"{dag_id} {run_id}: {run['state']}")
+            instances = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                                  params={"limit": 100})["task_instances"]
+            for ti in instances:
+                if ti["state"] in {"success", "skipped", None}:
+                    continue
+                parts.append(f"  {ti['task_id']}: {ti['state']} (try {ti['try_number']})")
+                log = (self.logs_dir / f"dag_id={dag_id}" / f"run_id={run_id}"
+                       / f"task_id={ti['task_id']}" / f"attempt={ti['try_number']}.log")
+                if log.exists():
+                    parts += [f"    {line[:300]}"
+                              for line in log.read_text(errors="replace").splitlines()[-log_lines:]]
+        return "\n".join(parts)
 
     def settle(self, *dag_ids: str, timeout_s: float = 900) -> None:
         """Waits until no run of these DAGs is queued or running (asset and cron runs too)."""

@@ -113,7 +113,8 @@ def test_scheduled_windows_flow_to_cassandra_by_asset_events_alone(stack):
     _assert_exactly_once(events, landed)
     for dag_id in PIPELINE:
         runs = _runs_since(api, dag_id, started)
-        assert runs and all(r["state"] == "success" for r in runs), (dag_id, runs)
+        assert runs and all(r["state"] == "success" for r in runs), \
+            api.explain_failures(dag_id, runs) or (dag_id, runs)
     for dag_id in (RELAY, STREAM):
         assert any(r["run_type"] == "asset_triggered" for r in _runs_since(api, dag_id, started))
 
@@ -158,4 +159,5 @@ def test_backfilled_windows_land_in_cassandra_exactly_once(stack):
     _assert_exactly_once(events, landed)
     for dag_id in (RELAY, STREAM):
         runs = _runs_since(api, dag_id, started)
-        assert runs and all(r["state"] == "success" for r in runs), (dag_id, runs)
+        assert runs and all(r["state"] == "success" for r in runs), \
+            api.explain_failures(dag_id, runs) or (dag_id, runs)
