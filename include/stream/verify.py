@@ -2,8 +2,9 @@
 
 The provider's `CassandraRecordSensor` checks one key and reports an unreachable Cassandra as
 "record not found". `LandedUsersSensor` checks every sampled key in one query and probes
-reachability first, so a timeout says which of the two went wrong (`problem`), and the alert
-names the keys that are missing.
+reachability first, so a timeout says which went wrong (`problem`: unreachable, a look-up that
+kept failing, or records missing), and the alert names the keys that are missing. A look-up that
+fails (a read timeout on a busy node) is poked again, not taken as the answer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from include.assets import USERS_TOPIC
 
 RECORDS_MISSING = "records_missing"
 CASSANDRA_UNREACHABLE = "cassandra_unreachable"
+RECORDS_UNCHECKED = "records_unchecked"
 MAX_VERIFIED_KEYS = 200
 
 
@@ -96,7 +98,15 @@ def make_landed_users_sensor(**kwargs: Any):
                     self.log.warning("%s (will check again until the timeout)",
                                      self.problem_detail)
                     return False
-                self.missing = missing_user_ids(session, self.table, self.checked)
+                try:
+                    self.missing = missing_user_ids(session, self.table, self.checked)
+                except Exception as exc:  # a busy node's read timeout is not a verdict
+                    self.problem = RECORDS_UNCHECKED
+                    self.problem_detail = f"looking up the sampled user_ids failed: {exc}"
+                    self.missing = list(self.checked)
+                    self.log.warning("%s (will check again until the timeout)",
+                                     self.problem_detail)
+                    return False
             finally:
                 hook.shutdown_cluster()
             if self.missing:
