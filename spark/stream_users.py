@@ -13,7 +13,9 @@ A Spark Structured Streaming job run by spark-submit with the project's jar set
 The table's columns are the .avsc's fields plus where each row came from; `table_columns` derives
 them, and a unit test holds the CQL to it. Progress is checkpointed; by default the job drains
 what is in the topic and exits (`--trigger available-now`); `--trigger processing-time` runs a
-long-lived query. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
+long-lived query, which `--stop-when-idle-s` ends once no message came for that long (and
+`--max-run-s` ends in any case), between two micro-batches. That keeps one Spark start-up for as
+long as data keeps coming. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
 
 This file runs inside the Spark runtime's Python, not Airflow's: it imports nothing of `include`.
 """
@@ -134,6 +136,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trigger", choices=["available-now", "processing-time"],
                         default="available-now")
     parser.add_argument("--interval", default="10 seconds", help="for --trigger processing-time")
+    parser.add_argument("--stop-when-idle-s", type=float, default=0.0,
+                        help="processing-time: stop once no message came for this long (0: never)")
+    parser.add_argument("--max-run-s", type=float, default=0.0,
+                        help="processing-time: stop after this long in any case (0: never)")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000)
     parser.add_argument("--starting-offsets", default="earliest",
                         help="only used on a fresh checkpoint")
@@ -312,11 +318,43 @@ def run(args: argparse.Namespace) -> StreamReport:
     else:
         writer = writer.trigger(processingTime=args.interval)
     query = writer.start()
-    query.awaitTermination()
+    if args.trigger == "processing-time" and (args.stop_when_idle_s or args.max_run_s):
+        _run_until_idle(query, report, args.stop_when_idle_s, args.max_run_s, started)
+    else:
+        query.awaitTermination()
     report.total_seconds = time.time() - started
     report.startup_seconds = ((report.first_batch_started or time.time()) - started)
     spark.stop()
     return report
+
+
+def should_stop(now: float, last_active: float, started: float, idle_s: float,
+                max_run_s: float) -> str | None:
+    """Why a long-lived query should end now, or None: idle for `idle_s`, or up `max_run_s`."""
+    if idle_s and now - last_active >= idle_s:
+        return f"no message for {now - last_active:.0f}s"
+    if max_run_s and now - started >= max_run_s:
+        return f"ran {now - started:.0f}s, the limit"
+    return None
+
+
+def _run_until_idle(query, report: StreamReport, idle_s: float, max_run_s: float,
+                    started: float) -> None:
+    """Waits on a processing-time query and stops it between micro-batches once idle or out of
+    time. A batch cut short by the stop is replayed from the checkpoint next time (upserts)."""
+    last_active, batches_seen = time.time(), report.batches
+    while not query.awaitTermination(1):  # raises the query's error, if it failed
+        now = time.time()
+        if report.batches != batches_seen:
+            batches_seen, last_active = report.batches, now
+        if query.status["isTriggerActive"]:  # looking for data or writing a batch
+            continue
+        if reason := should_stop(now, last_active, started, idle_s, max_run_s):
+            log.warning("stopping the query: %s (%d batches, %d messages)", reason,
+                        report.batches, report.messages)
+            query.stop()
+            break
+    query.awaitTermination()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,9 @@
 """Hop 3: Kafka `users_created` -> Cassandra `userstream.users` (Spark Structured Streaming).
 
 Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. The Spark job
-drains the topic from its checkpoint and exits; the sensor then proves the sampled users landed.
+reads the topic from its checkpoint and stays up while messages keep coming (one start-up for many
+relay runs); once idle for `stop_when_idle_s` it exits and the sensor proves the sampled users
+landed.
 Any task that finally fails sends an alert to the `alerts_webhook` connection.
 """
 
@@ -15,7 +17,11 @@ from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
 from include.dag_defaults import hop_default_args, on_asset_with_safety_net
 from include.stream.alerts import WebhookAlert
-from include.stream.job import DEFAULT_MAX_OFFSETS_PER_TRIGGER
+from include.stream.job import (
+    DEFAULT_MAX_OFFSETS_PER_TRIGGER,
+    DEFAULT_MAX_RUN_S,
+    DEFAULT_STOP_WHEN_IDLE_S,
+)
 from include.stream.operator import make_stream_operator
 from include.stream.verify import make_landed_users_sensor
 
@@ -37,6 +43,11 @@ STREAM_TASK_ID = "run_stream_job"
                                    description="how long the sensor waits for sampled users"),
         "verify_user_ids": Param([], type="array",
                                  description="user_ids to verify instead of the sampled ones"),
+        "stop_when_idle_s": Param(DEFAULT_STOP_WHEN_IDLE_S, type="number", minimum=0,
+                                  description="the Spark query ends once no message came for "
+                                              "this long (0: drain what is there and end)"),
+        "max_run_s": Param(DEFAULT_MAX_RUN_S, type="number", minimum=0,
+                           description="the Spark query ends after this long in any case"),
     },
     tags=["userstream", "stream"],
     doc_md=__doc__,

@@ -17,6 +17,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
 CHECKPOINT_NAME = "stream_users"
 DEFAULT_MAX_OFFSETS_PER_TRIGGER = 200_000
+# The DAG's job stays up while messages keep coming, so one Spark start-up (10-30 s on 2 cores)
+# serves many relay runs; it ends once idle, so every DAG run finishes and emits its asset.
+DEFAULT_TRIGGER_INTERVAL = "5 seconds"
+DEFAULT_STOP_WHEN_IDLE_S = 30
+DEFAULT_MAX_RUN_S = 600
 
 # Sized for the 2-core local stack; a cluster overrides them through the operator's `conf`.
 SPARK_CONF: dict[str, str] = {
@@ -49,6 +54,9 @@ class StreamJobConfig:
     keyspace: str = names.CASSANDRA_KEYSPACE
     trigger: str = "available-now"
     max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
+    interval: str = DEFAULT_TRIGGER_INTERVAL
+    stop_when_idle_s: float = 0.0
+    max_run_s: float = 0.0
     report: Path | None = None
 
     def arguments(self) -> list[str]:
@@ -57,6 +65,9 @@ class StreamJobConfig:
                 "--cassandra-port", str(self.cassandra_port), "--keyspace", self.keyspace,
                 "--checkpoint", str(self.checkpoint), "--trigger", self.trigger,
                 "--max-offsets-per-trigger", str(self.max_offsets_per_trigger)]
+        if self.trigger == "processing-time":
+            args += ["--interval", self.interval, "--stop-when-idle-s", str(self.stop_when_idle_s),
+                     "--max-run-s", str(self.max_run_s)]
         if self.report is not None:
             args += ["--report", str(self.report)]
         return args

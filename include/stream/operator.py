@@ -8,6 +8,8 @@ from typing import Any
 from include import names
 from include.stream.job import (
     CHECKPOINT_NAME,
+    DEFAULT_MAX_RUN_S,
+    DEFAULT_STOP_WHEN_IDLE_S,
     STREAM_JOB,
     SparkRuntime,
     StreamJobConfig,
@@ -40,14 +42,22 @@ def stream_job_config(run_id: str, try_number: int, **overrides: Any) -> StreamJ
 
 
 def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
-    """A SparkSubmitOperator for the stream job (built lazily: the provider imports are heavy)."""
+    """A SparkSubmitOperator for the stream job (built lazily: the provider imports are heavy).
+
+    The job runs a processing-time query that stops once no message came for the run's
+    `stop_when_idle_s` param (or after `max_run_s`); with 0 it drains the topic and ends."""
     from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
     class StreamUsersOperator(SparkSubmitOperator):
         def execute(self, context: Any) -> dict[str, Any]:
             ti = context["ti"]
-            config = stream_job_config(ti.run_id, ti.try_number,
-                                       max_offsets_per_trigger=max_offsets_per_trigger)
+            params = context.get("params") or {}
+            idle_s = float(params.get("stop_when_idle_s", DEFAULT_STOP_WHEN_IDLE_S))
+            config = stream_job_config(
+                ti.run_id, ti.try_number, max_offsets_per_trigger=max_offsets_per_trigger,
+                trigger="processing-time" if idle_s > 0 else "available-now",
+                stop_when_idle_s=idle_s,
+                max_run_s=float(params.get("max_run_s", DEFAULT_MAX_RUN_S)))
             self.application_args = config.arguments()
             self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                           config.keyspace, config.checkpoint)

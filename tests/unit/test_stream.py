@@ -84,6 +84,24 @@ def test_job_arguments_parse_back_in_the_job():
     assert str(STREAM_JOB) in command and "spark.ui.enabled=false" in command
 
 
+def test_a_long_lived_query_passes_its_stop_rules_to_the_job():
+    config = StreamJobConfig("k:9092", "http://r", "c", 9042, Path("/ck"),
+                             trigger="processing-time", interval="3 seconds",
+                             stop_when_idle_s=45, max_run_s=600)
+    args = stream_users.parse_args(config.arguments())
+    assert (args.trigger, args.interval, args.stop_when_idle_s, args.max_run_s) == (
+        "processing-time", "3 seconds", 45.0, 600.0)
+
+
+def test_a_long_lived_query_stops_when_idle_or_out_of_time_and_not_before():
+    should_stop = stream_users.should_stop
+    # started at 0, last batch at 100
+    assert should_stop(120, 100, 0, idle_s=30, max_run_s=600) is None
+    assert "no message for 30s" in should_stop(130, 100, 0, idle_s=30, max_run_s=600)
+    assert "limit" in should_stop(600, 590, 0, idle_s=30, max_run_s=600)
+    assert should_stop(10_000, 0, 0, idle_s=0, max_run_s=0) is None  # no rule: runs on
+
+
 def test_report_paths_are_safe_file_names():
     path = report_path("asset_triggered__2026-01-01T00:00:00+00:00_ab/c", 2, Path("/state"))
     assert path.parent == Path("/state/reports")
