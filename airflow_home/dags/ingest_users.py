@@ -20,7 +20,9 @@ DAG_ID = names.INGEST_DAG_ID
     schedule=CronDataIntervalTimetable("* * * * *", timezone="UTC"),
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    max_active_runs=4,
+    # Two windows at a time fill the 2-core box; the executor's other slots stay free for
+    # the relay and the stream job, so they overlap a backfill instead of queuing behind it.
+    max_active_runs=2,
     default_args=hop_default_args(retries=3, execution_timeout=timedelta(minutes=15)),
     params={
         "users": Param(DEFAULT_USERS_PER_WINDOW, type="integer", minimum=1, maximum=1_000_000),

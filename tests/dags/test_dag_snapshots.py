@@ -27,7 +27,7 @@ def test_ingest_users_contract(dagbag):
     dag = dagbag.dags["ingest_users"]
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
     assert dag.timetable.summary == "* * * * *"
-    assert dag.max_active_runs == 4
+    assert dag.max_active_runs == 2
     assert set(dag.tags) == {"userstream", "ingest"}
     (task,) = dag.tasks
     assert task.retries == 3 and task.retry_exponential_backoff
