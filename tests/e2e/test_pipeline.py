@@ -97,8 +97,9 @@ def test_scheduled_windows_flow_to_cassandra_by_asset_events_alone(stack):
     finally:
         _pause(api, INGEST)
     try:
-        # The ingest run in flight when pausing may still finish.
-        api.settle(*PIPELINE, timeout_s=300)
+        # The ingest run in flight when pausing may still finish; each stream run then stays
+        # up until idle, and asset events may have queued a few of them.
+        api.settle(*PIPELINE, timeout_s=600)
         scheduled = [r for r in _runs_since(api, INGEST, started) if r["run_type"] == "scheduled"]
         windows = [IngestWindow(INGEST, datetime.fromisoformat(r["data_interval_start"]),
                                 datetime.fromisoformat(r["data_interval_end"]))
