@@ -92,21 +92,13 @@ def make_landed_users_sensor(**kwargs: Any):
                     session.execute("SELECT release_version FROM system.local", timeout=10)
                 except Exception as exc:  # any driver error here means "cannot reach"
                     contact = ",".join(str(p) for p in hook.cluster.contact_points)
-                    self.problem = CASSANDRA_UNREACHABLE
-                    self.problem_detail = f"Cassandra at {contact} is unreachable: {exc}"
-                    self.missing = list(self.checked)
-                    self.log.warning("%s (will check again until the timeout)",
-                                     self.problem_detail)
-                    return False
+                    return self._poke_again(CASSANDRA_UNREACHABLE,
+                                            f"Cassandra at {contact} is unreachable: {exc}")
                 try:
                     self.missing = missing_user_ids(session, self.table, self.checked)
                 except Exception as exc:  # a busy node's read timeout is not a verdict
-                    self.problem = RECORDS_UNCHECKED
-                    self.problem_detail = f"looking up the sampled user_ids failed: {exc}"
-                    self.missing = list(self.checked)
-                    self.log.warning("%s (will check again until the timeout)",
-                                     self.problem_detail)
-                    return False
+                    return self._poke_again(RECORDS_UNCHECKED,
+                                            f"looking up the sampled user_ids failed: {exc}")
             finally:
                 hook.shutdown_cluster()
             if self.missing:
@@ -118,5 +110,11 @@ def make_landed_users_sensor(**kwargs: Any):
             self.problem = None
             self.log.info("all %d sampled user_ids are in %s", len(self.checked), self.table)
             return True
+
+        def _poke_again(self, problem: str, detail: str) -> bool:
+            self.problem, self.problem_detail = problem, detail
+            self.missing = list(self.checked)
+            self.log.warning("%s (will check again until the timeout)", detail)
+            return False
 
     return LandedUsersSensor(**kwargs)
