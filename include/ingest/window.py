@@ -94,17 +94,6 @@ def split_page(page: Page, seen: set[str]) -> tuple[list[StagedUser], list[Rejec
     return users, rejects
 
 
-def split_valid(pages: list[Page]) -> tuple[list[StagedUser], list[Reject]]:
-    users: list[StagedUser] = []
-    rejects: list[Reject] = []
-    seen: set[str] = set()
-    for page in pages:
-        page_users, page_rejects = split_page(page, seen)
-        users += page_users
-        rejects += page_rejects
-    return users, rejects
-
-
 def _short(value: Any) -> str | None:
     return None if value is None else str(value)[:200]
 

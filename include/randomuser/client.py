@@ -203,15 +203,13 @@ class RandomUserClient:
         plan = page_plan(total)
         fetched = 0
         with ThreadPoolExecutor(max_workers=max(1, min(prefetch, len(plan)))) as pool:
-            pending: deque[Future[Page]] = deque()
-            upcoming = iter(plan)
+            requests = (pool.submit(self.fetch_page, seed, page, size, nat)
+                        for page, size in plan)  # submitted as the generator is advanced
+            pending: deque[Future[Page]] = deque(islice(requests, prefetch))
             try:
-                for page, size in islice(upcoming, prefetch):
-                    pending.append(pool.submit(self.fetch_page, seed, page, size, nat))
                 while pending:
                     result = pending.popleft().result()
-                    for page, size in islice(upcoming, 1):
-                        pending.append(pool.submit(self.fetch_page, seed, page, size, nat))
+                    pending.extend(islice(requests, 1))
                     keep = min(result.requested, total - fetched)
                     if keep < result.requested:
                         result.payload["results"] = result.payload["results"][:keep]
@@ -222,7 +220,3 @@ class RandomUserClient:
             finally:
                 for future in pending:
                     future.cancel()
-
-    def fetch_window(self, seed: str, total: int, nat: str | None = None,
-                     prefetch: int = 2) -> list[Page]:
-        return list(self.iter_window(seed, total, nat, prefetch))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.ingest.window import IngestWindow, split_valid
+from include.ingest.window import IngestWindow, split_page
 from include.randomuser.client import Page
 from include.randomuser.local_api import NATIONALITIES, corrupt, generate
 
@@ -36,7 +36,7 @@ def test_bad_and_duplicate_records_are_rejected_and_good_ones_kept():
     users = generate("w", 1, 20, sorted(NATIONALITIES))
     corrupt(users, 3)
     users.append(dict(users[10]))  # the same user twice in one window
-    staged, rejects = split_valid([_page(users)])
+    staged, rejects = split_page(_page(users), set())
     assert len(staged) == 17
     assert [r.position for r in rejects] == [0, 1, 2, 20]
     assert "duplicate" in rejects[-1].reason
@@ -51,7 +51,7 @@ def test_incoming_row_carries_a_stable_payload_and_its_hash():
 
     from include.ingest.window import INCOMING_COLUMNS, incoming_row
 
-    staged, _ = split_valid([_page(generate("row", 1, 3, sorted(NATIONALITIES)))])
+    staged, _ = split_page(_page(generate("row", 1, 3, sorted(NATIONALITIES))), set())
     user = staged[0]
     row = incoming_row(user)
     assert len(row) == len(INCOMING_COLUMNS)

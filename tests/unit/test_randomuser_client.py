@@ -118,7 +118,7 @@ def test_a_refusal_is_not_retried():
 
 def test_window_pages_with_one_seed_and_trims_the_last_page():
     transport = ScriptedTransport([FakeResponse(200, _body(5000)) for _ in range(3)])
-    pages = _client(transport).fetch_window("seed", 12000)
+    pages = list(_client(transport).iter_window("seed", 12000))
     assert [len(p.results) for p in pages] == [5000, 5000, 2000]
     assert [c[1]["page"] for c in transport.calls] == [1, 2, 3]
     assert {c[1]["seed"] for c in transport.calls} == {"seed"}
