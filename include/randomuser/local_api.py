@@ -162,7 +162,11 @@ def _pattern(random: Callable[[], float], pattern: str) -> str:
     fmt, digits, letters = _compile(pattern)
     # One draw holds 15 decimal digits; the longest pattern has 11.
     return fmt.format(f"{int(random() * 10 ** digits):0{digits}d}",
-                      "".join([LETTERS[int(random() * 26)] for _ in range(letters)]))
+                      _letters(random, letters))
+
+
+def _letters(random: Callable[[], float], count: int) -> str:
+    return "".join([LETTERS[int(random() * 26)] for _ in range(count)])
 
 
 def _postcode(random: Callable[[], float], fmt: str) -> int | str:
@@ -218,7 +222,7 @@ def make_user(rng: random.Random, nat_code: str) -> dict[str, Any]:
             "uuid": str(uuid.UUID(int=bits(128), version=4)),
             "username": f"{_pick(draw, WORDS)}{_pick(draw, WORDS)}{int(draw() * 1000)}",
             "password": f"{_pick(draw, WORDS)}{int(draw() * 100)}",
-            "salt": "".join([LETTERS[int(draw() * 26)] for _ in range(8)]),
+            "salt": _letters(draw, 8),
             # Random hex of the right lengths: the real API's hashes carry no meaning either.
             "md5": f"{bits(128):032x}", "sha1": f"{bits(160):040x}", "sha256": f"{bits(256):064x}",
         },
