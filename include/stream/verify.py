@@ -9,6 +9,7 @@ fails (a read timeout on a busy node) is poked again, not taken as the answer.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,13 +50,30 @@ def _unique(values: Iterable[Any]) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values))
 
 
-def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]:
-    """The ids of `user_ids` with no row in `table` (keyspace.table), in their given order."""
-    found: set[str] = set()
-    lookup = session.prepare(f"SELECT user_id FROM {table} WHERE user_id IN ?")
+def rows_by_user_ids(session: Any, table: str, columns: str, user_ids: list[str],
+                     attempts: int = 4) -> list[Any]:
+    """`columns` of the rows of `table` (keyspace.table) with these user_ids, read 100 keys at
+    a time. A read timeout (a node busy with a write burst) is retried with a growing pause."""
+    from cassandra import OperationTimedOut, ReadTimeout
+
+    lookup = session.prepare(f"SELECT {columns} FROM {table} WHERE user_id IN ?")
+    rows: list[Any] = []
     for start in range(0, len(user_ids), 100):
         chunk = [uuid.UUID(u) for u in user_ids[start:start + 100]]
-        found |= {str(row.user_id) for row in session.execute(lookup, [chunk])}
+        for attempt in range(1, attempts + 1):
+            try:
+                rows += list(session.execute(lookup, [chunk]))
+                break
+            except (ReadTimeout, OperationTimedOut):
+                if attempt == attempts:
+                    raise
+                time.sleep(2 * attempt)
+    return rows
+
+
+def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]:
+    """The ids of `user_ids` with no row in `table` (keyspace.table), in their given order."""
+    found = {str(row.user_id) for row in rows_by_user_ids(session, table, "user_id", user_ids)}
     return [u for u in user_ids if u not in found]
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from include import names
 from include.assets import CASSANDRA_USERS, STAGED_USER_EVENTS, USERS_TOPIC
 from include.ingest.window import IngestWindow
 from include.local_mode.services import cassandra_session, pg_connect
+from include.stream.verify import rows_by_user_ids
 from tests.helpers import AirflowApi, airflow_cli
 
 PIPELINE = names.PIPELINE_DAG_IDS
@@ -48,14 +48,8 @@ def _outbox_events(stack, windows: list[IngestWindow]) -> dict[str, list[int]]:
 def _landed_event_ids(stack, user_ids: list[str]) -> dict[str, int]:
     cluster, session = cassandra_session(stack.settings)
     try:
-        statement = session.prepare(
-            f"SELECT user_id, event_id FROM {names.CASSANDRA_KEYSPACE}.users WHERE user_id IN ?")
-        landed: dict[str, int] = {}
-        for start in range(0, len(user_ids), 100):
-            chunk = [uuid.UUID(u) for u in user_ids[start:start + 100]]
-            for row in session.execute(statement, [chunk]):
-                landed[str(row.user_id)] = row.event_id
-        return landed
+        return {str(row.user_id): row.event_id for row in rows_by_user_ids(
+            session, f"{names.CASSANDRA_KEYSPACE}.users", "user_id, event_id", user_ids)}
     finally:
         cluster.shutdown()
 
