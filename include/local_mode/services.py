@@ -131,14 +131,29 @@ def _adopt_postgres(s: Settings) -> int | None:
     return pid if b"postgres" in cmdline else None
 
 
+# The server settings of both local mode and docker-compose (tests/unit/test_compose.py checks
+# they agree). The staging and outbox tables take random-UUID keys, so every write lands on a
+# random index page: a buffer pool that holds those indexes, and checkpoints far enough apart
+# that a page's first change after one (a full-page image in the WAL) is rare and compressed.
+POSTGRES_SERVER_SETTINGS: dict[str, str] = {
+    "max_connections": "200",
+    "shared_buffers": "512MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "wal_compression": "lz4",
+    "synchronous_commit": "on",
+    "log_min_messages": "warning",
+}
+
+
 def _postgres_command(ctx: Context) -> list[str]:
     s = ctx.settings
     base = _pg_dir(s)
     return _pg_as_owner([
         _pg_bin("postgres"), "-D", str(base / "data"), "-p", str(s.postgres_port),
         "-c", f"listen_addresses={s.host}", "-c", f"unix_socket_directories={base / 'run'}",
-        "-c", "max_connections=200", "-c", "shared_buffers=128MB",
-        "-c", "synchronous_commit=on", "-c", "log_min_messages=warning",
+        *(arg for name, value in POSTGRES_SERVER_SETTINGS.items()
+          for arg in ("-c", f"{name}={value}")),
     ])
 
 

@@ -115,3 +115,14 @@ def test_settings_and_connections_use_local_modes_names():
     assert connections <= set(compose_env), connections - set(compose_env)
     for variable in re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()):
         assert variable in documented or variable.startswith("AIRFLOW_CONN_"), variable
+
+
+def test_postgres_runs_with_local_modes_server_settings():
+    from include.local_mode.services import POSTGRES_SERVER_SETTINGS
+
+    command = [str(part) for part in SERVICES["postgres"]["command"]]
+    assert command[0] == "postgres"
+    flags, values = command[1::2], command[2::2]
+    assert set(flags) == {"-c"} and len(flags) == len(values), command
+    settings = dict(value.split("=", 1) for value in values)
+    assert settings == POSTGRES_SERVER_SETTINGS
