@@ -30,7 +30,6 @@ SPARK_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
     "spark.driver.memory": "1g",
     "spark.sql.shuffle.partitions": "4",
-    "spark.sql.inMemoryColumnarStorage.compressed": "false",
     "spark.cassandra.output.concurrent.writes": "16",
     "spark.cassandra.output.consistency.level": "LOCAL_QUORUM",
     "spark.cassandra.connection.keepAliveMS": "60000",
