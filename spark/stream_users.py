@@ -172,7 +172,6 @@ class UsersBatchWriter:
             F.coalesce(F.length("value") >= 5, F.lit(False)).alias("long_enough"),
             F.hex(F.substring("value", 1, 1)).alias("magic"),
             F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("int").alias("schema_id"),
-            F.expr("substring(value, 6, length(value) - 5)").alias("body"),
         ).persist()
         cached = [framed]
         try:
@@ -189,9 +188,11 @@ class UsersBatchWriter:
         # Unknown ids (None) are dead-lettered below.
         writer_schemas = {i: text for i in schema_ids
                           if (text := self.registry.schema(i)) is not None}
+        # The body is cut from the cached value where it is decoded, not cached a second time.
+        body = F.expr("substring(value, 6, length(value) - 5)")
         decoded_parts = [
             framed.where(well_framed & (F.col("schema_id") == schema_id)).withColumn(
-                "record", from_avro("body", writer_schema,
+                "record", from_avro(body, writer_schema,
                                     {"mode": "PERMISSIVE", "avroSchema": self.reader_schema}))
             for schema_id, writer_schema in writer_schemas.items()]
         known = list(writer_schemas)
@@ -205,7 +206,7 @@ class UsersBatchWriter:
         )
         undecodable = framed.where(error.isNotNull()).withColumn("error", error)
         dead = [undecodable.select(*self._dead_letter_columns(F))]
-        users_written = 0
+        users_written = invalid_count = 0
         if decoded_parts:
             decoded = _union(decoded_parts)
             # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode, and a
@@ -219,24 +220,29 @@ class UsersBatchWriter:
                                 F.col("schema_id").cast("string")))
                 .when(~F.coalesce(F.col("record.user_id").rlike(UUID_PATTERN), F.lit(False)),
                       F.lit("user_id is missing or not a UUID")))
-            # Decoded once: both the users and the dead letters are read from this cache.
+            # Decoded once: the counts, the users and the dead letters are read from this cache.
             checked = decoded.withColumn("error", invalid_reason).persist()
             cached.append(checked)
-            dead.append(checked.where(F.col("error").isNotNull())
-                        .select(*self._dead_letter_columns(F)))
-            users = self._shape(checked.where(F.col("error").isNull()), F).persist()
-            cached.append(users)
-            users_written = users.count()
+            invalid = checked.where(F.col("error").isNotNull())
+            dead.append(invalid.select(*self._dead_letter_columns(F)))
+            valid = checked.where(F.col("error").isNull())
+            # One aggregate instead of caching the shaped users to count them: a row per user
+            # lands (the newest event wins), so the users written are the distinct valid ids.
+            counts = checked.agg(
+                F.countDistinct(F.when(F.col("error").isNull(), F.col("record.user_id")))
+                .alias("users"),
+                F.count(F.col("error")).alias("invalid")).first()
+            users_written, invalid_count = counts["users"], counts["invalid"]
             if users_written:
-                self._save(users, "users")
+                self._save(self._shape(valid, F), "users")
                 if len(self.report.sample_user_ids) < 20:
                     self.report.sample_user_ids += [
-                        r.user_id for r in users.select("user_id")
+                        r.user_id for r in valid.select("record.user_id")
                         .limit(20 - len(self.report.sample_user_ids)).collect()]
-        dead_letters = _union(dead).persist()
-        cached.append(dead_letters)
-        dead_count = dead_letters.count()
+        # Dead letters are rare: counted from the caches, read again only when there are some.
+        dead_count = undecodable.count() + invalid_count
         if dead_count:
+            dead_letters = _union(dead)
             self._save(dead_letters, "users_dead_letter")
             for row in dead_letters.select("kafka_partition", "kafka_offset", "error") \
                     .limit(5).collect():
