@@ -18,17 +18,12 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 
+from bench.cpu import cpu_s, service_process
 from include.ingest.window import IngestWindow, ingest_window
-from include.local_mode import processes
 from include.local_mode.cli import make_context
 from include.local_mode.services import pg_connect
 from include.local_mode.settings import Settings
 from include.randomuser.client import RandomUserClient
-
-
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def main() -> None:
@@ -38,9 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings.from_env()
     ctx, _ = make_context(settings)
-    api = processes.running(settings.run_dir, "randomuser-api")
-    if api is None:
-        raise SystemExit("the local API is not running: start it with `make up SOURCE=local`")
+    api = service_process(settings.run_dir, "randomuser-api", "make up SOURCE=local")
     os.environ.update({k: v for k, v in ctx.env.items() if k.startswith("AIRFLOW_CONN_")})
     from airflow.providers.http.hooks.http import HttpHook
 
@@ -52,12 +45,12 @@ def main() -> None:
         with pg_connect(ctx, "userstream") as conn:
             backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
             meters = {"postgres_backend": psutil.Process(backend_pid),
-                      "task": psutil.Process(), "local_api": psutil.Process(api.pid)}
-            before = {name: _cpu_s(process) for name, process in meters.items()}
+                      "task": psutil.Process(), "local_api": api}
+            before = {name: cpu_s(process) for name, process in meters.items()}
             started = time.perf_counter()
             result = ingest_window(window, client, conn, users_per_window=args.users)
             elapsed = time.perf_counter() - started
-            cpu = {f"cpu_{name}": round(_cpu_s(process) - before[name], 2)
+            cpu = {f"cpu_{name}": round(cpu_s(process) - before[name], 2)
                    for name, process in meters.items()}
         assert result.inserted == args.users and result.new_events == args.users, result
         runs.append({"users": args.users, "seconds": round(elapsed, 2),

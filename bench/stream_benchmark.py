@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
+from bench.cpu import children_cpu_s, cpu_s, service_process
 from include import cql
-from include.local_mode import processes
 from include.local_mode.cli import make_context
 from include.local_mode.services import cassandra_session
 from include.local_mode.settings import Settings
@@ -65,16 +63,6 @@ def count_rows(session, keyspace: str, table: str) -> int:
     return sum(1 for _ in session.execute(statement, timeout=120))
 
 
-def _cpu_s(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def _children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
@@ -84,10 +72,7 @@ def main() -> None:
     s = ctx.settings
     keyspace = f"bench_stream_{uuid.uuid4().hex[:6]}"
     topic = f"bench-stream-{uuid.uuid4().hex[:6]}"
-    cassandra = processes.running(s.run_dir, "cassandra")
-    if cassandra is None:
-        raise SystemExit("Cassandra is not running: start the stack with `make up`")
-    cassandra_process = psutil.Process(cassandra.pid)
+    cassandra_process = service_process(s.run_dir, "cassandra", "make up")
     cluster, session = cassandra_session(s, timeout=60)
     cql.apply(session, keyspace)
     statements = [st for st in cql.statements(keyspace) if f"{keyspace}.users (" in st]
@@ -102,19 +87,19 @@ def main() -> None:
             config = job_config(s, topic, keyspace, work / "checkpoint", work / "report.json",
                                 max_offsets_per_trigger=args.records)
             wall = time.perf_counter()
-            cassandra_before, spark_before = _cpu_s(cassandra_process), _children_cpu_s()
+            cassandra_before, spark_before = cpu_s(cassandra_process), children_cpu_s()
             report = run_job(s, config, work / "job.log", timeout_s=3600)
             wall_s = time.perf_counter() - wall
-            job_cpu = {"spark_job": _children_cpu_s() - spark_before,
-                       "cassandra": _cpu_s(cassandra_process) - cassandra_before}
+            job_cpu = {"spark_job": children_cpu_s() - spark_before,
+                       "cassandra": cpu_s(cassandra_process) - cassandra_before}
         print("stream job report:", json.dumps({k: v for k, v in report.items()
                                                  if k != "sample_user_ids"}), flush=True)
         landed = count_rows(session, keyspace, "users")
         assert landed == args.records, (landed, args.records)
         rows = baseline_rows(users)
-        cassandra_before = _cpu_s(cassandra_process)
+        cassandra_before = cpu_s(cassandra_process)
         raw_s = raw_driver_write(session, keyspace, rows, args.concurrency)
-        raw_cassandra_cpu = _cpu_s(cassandra_process) - cassandra_before
+        raw_cassandra_cpu = cpu_s(cassandra_process) - cassandra_before
         baseline = count_rows(session, keyspace, "users_baseline")
         assert baseline == args.records
     finally:
