@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import struct
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from include.relay.fast_avro import compile_encoder
 from include.schema_registry import USER_CREATED_SCHEMA
-
-log = logging.getLogger(__name__)
 
 MAGIC_BYTE = 0
 HEADER = struct.Struct(">bI")
@@ -28,19 +23,6 @@ class FramingError(ValueError):
 
 def load_parsed_schema(text: str | None = None) -> dict[str, Any]:
     return parse_schema(json.loads(text if text is not None else USER_CREATED_SCHEMA.read_text()))
-
-
-def make_encoder(schema_id: int,
-                 parsed_schema: dict[str, Any]) -> Callable[[dict[str, Any]], bytes]:
-    """encode(record) -> framed message for one schema id: the schema-compiled encoder when the
-    schema only uses types it compiles (byte-identical to fastavro), fastavro otherwise."""
-    header = HEADER.pack(MAGIC_BYTE, schema_id)
-    try:
-        compiled = compile_encoder(parsed_schema)
-    except ValueError as exc:
-        log.info("Avro encoder: fastavro (%s)", exc)
-        return lambda record: encode(schema_id, parsed_schema, record)
-    return lambda record: compiled(header, record)
 
 
 def encode(schema_id: int, parsed_schema: dict[str, Any], record: dict[str, Any]) -> bytes:
@@ -65,20 +47,24 @@ def decode(message: bytes, writer_schema: dict[str, Any],
     return schemaless_reader(io.BytesIO(body), writer_schema, reader_schema)
 
 
-def _timestamp(value: Any) -> datetime | None:
+def _timestamp(field: str, value: Any) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an ISO 8601 timestamp on field {field}") from exc
 
 
 def event_record(event_id: int, payload: dict[str, Any], content_hash: str,
-                 created_at: datetime) -> dict[str, Any]:
-    """The Avro record of one outbox event (payload = the staged user as JSON)."""
+                 created_at: datetime | int) -> dict[str, Any]:
+    """The Avro record of one outbox event (payload = the staged user as JSON; created_at as a
+    datetime or in epoch milliseconds)."""
     record = dict(payload)
     record["event_id"] = event_id
     record["content_hash"] = content_hash
     record["user_id"] = str(record["user_id"])
-    record["dob"] = _timestamp(record.get("dob"))
-    record["registered_at"] = _timestamp(record.get("registered_at"))
+    record["dob"] = _timestamp("dob", record.get("dob"))
+    record["registered_at"] = _timestamp("registered_at", record.get("registered_at"))
     record["event_time"] = created_at
     return record

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
 import psycopg
-from psycopg.types.json import set_json_loads
+from psycopg.types.string import ByteaBinaryLoader
 
 from include import sql
-from include.relay.avro import event_record, make_encoder
+from include.relay.encoding import EncodedBatch, EventEncoder
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +88,25 @@ class _Deliveries:
             self.offsets[partition] = offset
 
 
-Encoder = Callable[[dict[str, Any]], bytes]
 POLL_EVERY = 1000  # serve delivery reports while producing, without a poll call per message
 
 
 class _ClaimedBatch:
-    """A batch of claimed events and the open transaction that holds their row locks."""
+    """A batch of claimed events, oldest first, and the open transaction that holds their row
+    locks. Text and the JSON payload stay the UTF-8 bytes PostgreSQL sent: the encoder needs
+    bytes, and this thread (the claimer, when pipelined) should not decode what it re-encodes."""
 
     def __init__(self, conn: psycopg.Connection, batch_size: int) -> None:
         self.conn = conn
         self._transaction = ExitStack()
         self._transaction.enter_context(conn.transaction())
         try:
-            self.rows = conn.execute(sql.load("relay/claim_batch"), {"batch_size": batch_size},
-                                     binary=True).fetchall()
+            with conn.cursor(binary=True) as cursor:
+                for kind in ("text", "json"):
+                    cursor.adapters.register_loader(kind, ByteaBinaryLoader)
+                self.rows = cursor.execute(sql.load("relay/claim_batch"),
+                                           {"batch_size": batch_size}).fetchall()
+            self.ids = [row[0] for row in self.rows]
         except BaseException as exc:
             self.abort(exc)
             raise
@@ -125,33 +129,16 @@ class _ClaimedBatch:
         self._transaction.__exit__(type(exc), exc, exc.__traceback__)
 
 
-@dataclass
-class _EncodedBatch:
-    messages: list[tuple[int, bytes, bytes]]  # (event id, key, value)
-    failures: list[tuple[int, str]]
-
-    def event_ids(self) -> list[int]:
-        return [event_id for event_id, _, _ in self.messages]
-
-
-def _encode(rows: list[tuple], encoder: Encoder, stats: RelayStats) -> _EncodedBatch:
+def _encode(batch: _ClaimedBatch, encoder: EventEncoder, stats: RelayStats) -> EncodedBatch:
     """Encodes a claimed batch without producing anything: an event that cannot be encoded
     becomes a failure with its reason."""
     mark = time.perf_counter()
-    messages: list[tuple[int, bytes, bytes]] = []
-    failures: list[tuple[int, str]] = []
-    for event_id, user_id, content_hash, payload, created_at in rows:
-        try:
-            value = encoder(event_record(event_id, payload, content_hash, created_at))
-        except (ValueError, TypeError, KeyError) as exc:
-            failures.append((event_id, f"cannot encode: {type(exc).__name__}: {exc}"[:1000]))
-            continue
-        messages.append((event_id, user_id.encode(), value))
+    encoded = encoder.encode_batch(batch.rows)
     stats.timed("encode", mark)
-    return _EncodedBatch(messages, failures)
+    return encoded
 
 
-def _produce(encoded: _EncodedBatch, producer: ProducerLike, topic: str,
+def _produce(encoded: EncodedBatch, producer: ProducerLike, topic: str,
              stats: RelayStats) -> _Deliveries:
     mark = time.perf_counter()
     deliveries = _Deliveries()
@@ -168,7 +155,7 @@ def _produce(encoded: _EncodedBatch, producer: ProducerLike, topic: str,
     return deliveries
 
 
-def _await_acks(rows: list[tuple], encoded: _EncodedBatch, deliveries: _Deliveries,
+def _await_acks(ids: list[int], encoded: EncodedBatch, deliveries: _Deliveries,
                 producer: ProducerLike, stats: RelayStats, flush_timeout_s: float) -> None:
     """Waits for every delivery report; raises RelayError unless the broker acknowledged all."""
     mark = time.perf_counter()
@@ -179,25 +166,26 @@ def _await_acks(rows: list[tuple], encoded: _EncodedBatch, deliveries: _Deliveri
         problem = deliveries.errors[0] if deliveries.errors else (
             f"{remaining} message(s) still unacknowledged after {flush_timeout_s:.0f}s")
         raise RelayError(
-            f"batch of {sent} events (ids {rows[0][0]}..{rows[-1][0]}) not "
+            f"batch of {sent} events (ids {ids[0]}..{ids[-1]}) not "
             f"acknowledged by the broker ({len(deliveries.errors)} delivery error(s), "
             f"{deliveries.acked} acked): {problem}. Nothing of it was marked published.")
     for event_id, reason in encoded.failures:
         log.error("event %d marked failed: %s", event_id, reason)
 
 
-def _count(stats: RelayStats, rows: list[tuple], encoded: _EncodedBatch,
+def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
            offsets: dict[int, int]) -> None:
     stats.batches += 1
     stats.sent += len(encoded.messages)
     stats.failed_encoding += len(encoded.failures)
-    stats.first_event_id = rows[0][0] if stats.first_event_id is None else stats.first_event_id
-    stats.last_event_id = rows[-1][0]
+    stats.first_event_id = ids[0] if stats.first_event_id is None else stats.first_event_id
+    stats.last_event_id = ids[-1]
     for partition, offset in offsets.items():
         stats.partition_offsets[partition] = max(offset, stats.partition_offsets.get(partition, -1))
     if len(stats.sample_user_ids) < 20:
-        stats.sample_user_ids += [r[1] for r in rows[: 20 - len(stats.sample_user_ids)]]
-    log.info("relayed batch %d: %d events (total %d, last id %s)", stats.batches, len(rows),
+        stats.sample_user_ids += [key.decode() for _, key, _ in
+                                  encoded.messages[: 20 - len(stats.sample_user_ids)]]
+    log.info("relayed batch %d: %d events (total %d, last id %s)", stats.batches, len(ids),
              stats.sent, stats.last_event_id)
 
 
@@ -214,9 +202,7 @@ def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, 
     stats = RelayStats()
     started = time.perf_counter()
     connections = [conn, *spare_conns]
-    for connection in connections:
-        set_json_loads(orjson.loads, connection)  # the JSON payloads; ~5x the stdlib's speed
-    encoder = make_encoder(schema_id, parsed_schema)
+    encoder = EventEncoder(schema_id, parsed_schema)
     if len(connections) >= 3:
         _Pipeline(connections[:3], producer, topic, encoder, stats, batch_size, max_batches,
                   flush_timeout_s).run()
@@ -225,15 +211,15 @@ def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, 
             batch = _claim(conn, batch_size, stats)
             if batch is None:
                 break
-            encoded = _encode(batch.rows, encoder, stats)
+            encoded = _encode(batch, encoder, stats)
             try:
                 deliveries = _produce(encoded, producer, topic, stats)
-                _await_acks(batch.rows, encoded, deliveries, producer, stats, flush_timeout_s)
+                _await_acks(batch.ids, encoded, deliveries, producer, stats, flush_timeout_s)
             except BaseException as exc:
                 batch.abort(exc)
                 raise
             batch.commit(encoded.event_ids(), encoded.failures)
-            _count(stats, batch.rows, encoded, deliveries.offsets)
+            _count(stats, batch.ids, encoded, deliveries.offsets)
     stats.seconds = time.perf_counter() - started
     log.info("relay done: %d events sent, %d failed encoding, %d batches in %.1fs (%s)",
              stats.sent, stats.failed_encoding, stats.batches, stats.seconds,
@@ -246,7 +232,7 @@ def _claim(conn: psycopg.Connection, batch_size: int, stats: RelayStats) -> _Cla
     mark = time.perf_counter()
     batch = _ClaimedBatch(conn, batch_size)
     stats.timed("claim", mark)
-    if not batch.rows:
+    if not batch.ids:
         batch.commit([], [])
         return None
     return batch
@@ -263,7 +249,7 @@ class _Pipeline:
     """
 
     def __init__(self, connections: list[psycopg.Connection], producer: ProducerLike,
-                 topic: str, encoder: Encoder, stats: RelayStats, batch_size: int,
+                 topic: str, encoder: EventEncoder, stats: RelayStats, batch_size: int,
                  max_batches: int | None, flush_timeout_s: float) -> None:
         self.connections, self.producer, self.topic = connections, producer, topic
         self.encoder, self.stats, self.batch_size = encoder, stats, batch_size
@@ -277,7 +263,7 @@ class _Pipeline:
         self.claims += 1
         return _claim(conn, self.batch_size, self.stats)
 
-    def _commit(self, batch: _ClaimedBatch, encoded: _EncodedBatch) -> None:
+    def _commit(self, batch: _ClaimedBatch, encoded: EncodedBatch) -> None:
         mark = time.perf_counter()
         batch.commit(encoded.event_ids(), encoded.failures)
         self.stats.timed("commit", mark)
@@ -290,21 +276,21 @@ class _Pipeline:
             claiming = claimer.submit(self._claim_next) if batch is not None else None
             following: _ClaimedBatch | None = None
             try:
-                encoded = _encode(batch.rows, self.encoder, stats) if batch else None
+                encoded = _encode(batch, self.encoder, stats) if batch else None
                 while batch is not None and encoded is not None:
                     deliveries = _produce(encoded, self.producer, self.topic, stats)
-                    _await_acks(batch.rows, encoded, deliveries, self.producer, stats,
+                    _await_acks(batch.ids, encoded, deliveries, self.producer, stats,
                                 self.flush_timeout_s)
                     committing = committer.submit(self._commit, batch, encoded)
                     committed, batch = batch, None  # the commit owns it now
                     following = claiming.result() if claiming is not None else None
                     claiming = claimer.submit(self._claim_next) if following else None
-                    next_encoded = _encode(following.rows, self.encoder, stats) \
+                    next_encoded = _encode(following, self.encoder, stats) \
                         if following else None
                     mark = time.perf_counter()
                     committing.result()
                     stats.timed("commit_wait", mark)
-                    _count(stats, committed.rows, encoded, deliveries.offsets)
+                    _count(stats, committed.ids, encoded, deliveries.offsets)
                     batch, encoded, following = following, next_encoded, None
             except BaseException as exc:
                 if batch is None and following is None and "committing" in locals():
