@@ -15,6 +15,23 @@ def cpu_s(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+def tree_cpu_s(process: psutil.Process) -> dict[int, float]:
+    """CPU seconds of a process and each of its descendants (e.g. PostgreSQL's backends), by pid:
+    subtract two readings with `cpu_delta_s`."""
+    readings = {}
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            readings[member.pid] = cpu_s(member)
+        except psutil.NoSuchProcess:
+            continue
+    return readings
+
+
+def cpu_delta_s(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two `tree_cpu_s` readings by the processes in the second one."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 def children_cpu_s() -> float:
     """This process's finished children (e.g. a spark-submit run it waited for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -17,8 +17,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import psutil
 from confluent_kafka import Producer
 
+from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include import names
 from include.ingest.window import IngestWindow, ingest_window
 from include.local_mode.cli import make_context
@@ -54,6 +56,7 @@ def main() -> None:
     from airflow.providers.http.hooks.http import HttpHook
 
     s = ctx.settings
+    hint = "make up SOURCE=local"
     admin = {"bootstrap.servers": s.kafka_bootstrap}
     schema_id = SchemaRegistryClient(s.registry_url).register(names.USERS_VALUE_SUBJECT,
                                                               load_schema_text())
@@ -77,10 +80,16 @@ def main() -> None:
             "WHERE published_at IS NULL AND failed_at IS NULL ORDER BY id LIMIT 1000").fetchall()
         size = round(sum(len(encode(schema_id, schema, event_record(i, p, h, c)))
                          for i, p, h, c in sample) / len(sample))
+        relay_process, postgres = psutil.Process(), service_process(s.run_dir, "postgres", hint)
+        kafka = service_process(s.run_dir, "kafka", hint)
+        before = (cpu_s(relay_process), tree_cpu_s(postgres), cpu_s(kafka))
         started = time.perf_counter()
         stats = relay_pending(conn, producer, topic, schema_id, schema,
                               spare_conns=[spare, another_spare])
         relay_s = time.perf_counter() - started
+        cpu = {"relay_process": cpu_s(relay_process) - before[0],
+               "postgres": cpu_delta_s(before[1], tree_cpu_s(postgres)),
+               "kafka_broker": cpu_s(kafka) - before[2]}
     assert stats.sent == args.events, stats
     relay_rate = args.events / relay_s
     raw = producer_performance(s, perf_topic, args.events, size)
@@ -89,6 +98,8 @@ def main() -> None:
         "relay_events_per_s": round(relay_rate), "producer_performance": raw,
         "ratio_to_raw": round(relay_rate / raw["records_per_s"], 3),
         "relay_phase_seconds": stats.as_extra()["phase_seconds"],
+        "cpu_us_per_event": {name: round(seconds / args.events * 1e6, 1)
+                             for name, seconds in cpu.items()},
     }, indent=2))
 
 
