@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -34,6 +35,24 @@ class AirflowApi:
                 return response.json()
             if time.monotonic() > deadline:
                 raise AssertionError(f"DAG {dag_id} was not parsed within {timeout_s}s")
+            time.sleep(2)
+
+    def asset_events(self, source_dag_id: str, since: datetime, timeout_s: float = 60,
+                     **params: Any) -> list[dict]:
+        """The asset events a DAG emitted since a moment, newest first. Airflow's
+        GET /assets/events answers 500 while a DAG run one of the listed events created is still
+        queued (its null start_date fails the response model), so a 500 is retried and `since`
+        keeps older events, whose runs may stay queued, out of the listing."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = self.session.get(f"{self.base}/api/v2/assets/events", timeout=30, params={
+                "source_dag_id": source_dag_id, "timestamp_gte": since.isoformat(),
+                "limit": 100, "order_by": "-timestamp", **params})
+            if response.status_code == 200:
+                return response.json()["asset_events"]
+            if response.status_code < 500 or time.monotonic() > deadline:
+                raise AssertionError(f"GET /assets/events -> {response.status_code}: "
+                                     f"{response.text}")
             time.sleep(2)
 
     def set_paused(self, dag_id: str, paused: bool) -> None:

@@ -4,6 +4,7 @@ connection, ack-gated publishing and the Kafka asset's facts."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from include import names
 from include.local_mode.services import pg_connect
@@ -22,6 +23,7 @@ def test_triggered_relay_publishes_the_outbox_and_reports_facts(stack):
     api.wait_for_dag(DAG_ID)
     with pg_connect(stack, "userstream") as conn:
         ids = [r[0] for r in conn.execute(EVENTS_SQL).fetchall()]
+    triggered_at = datetime.now(UTC)
     api.set_paused(DAG_ID, False)
     try:
         run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
@@ -36,8 +38,7 @@ def test_triggered_relay_publishes_the_outbox_and_reports_facts(stack):
     # Unpausing may let the 5-minute safety-net run publish them first: either run counts.
     deadline = time.monotonic() + 30
     while True:
-        events = api.call("GET", "/assets/events", params={
-            "source_dag_id": DAG_ID, "limit": 50, "order_by": "-timestamp"})["asset_events"]
+        events = api.asset_events(DAG_ID, since=triggered_at)
         covering = [e["extra"] for e in events
                     if e["extra"]["outbox_id_range"][0] <= min(ids)
                     and e["extra"]["outbox_id_range"][1] >= max(ids)]
