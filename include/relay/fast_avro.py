@@ -80,13 +80,23 @@ def field_kinds(schema: dict[str, Any]) -> list[FieldKind]:
 OUTBOX_FIELDS = ("event_id", "user_id", "content_hash", "event_time")
 
 
+def _length_prefixed(data: str, measured: str, table: str, branch: str) -> str:
+    """Avro string/bytes: the length as a varint (from the table when short), then the bytes."""
+    return (f"({table}[n] + {data} if (n := len({measured})) < SMALL "
+            f"else {branch}varint(n) + {data})")
+
+
+def _long(value: str, table: str, branch: str, guard: str = "") -> str:
+    return f"({table}[{value}] if {guard}0 <= {value} < SMALL else {branch}varint({value}))"
+
+
 def _outbox_expression(field: FieldKind) -> str:
     """A field the outbox row supplies, typed by PostgreSQL and never null."""
     v = field.name
     if not field.nullable and field.kind == "string":
-        return f"(VARINT[n] + {v} if (n := len({v})) < SMALL else varint(n) + {v})"
+        return _length_prefixed(v, v, "VARINT", "")
     if not field.nullable and field.kind in ("int", "long", "timestamp-millis"):
-        return f"(VARINT[{v}] if 0 <= {v} < SMALL else varint({v}))"
+        return _long(v, "VARINT", "")
     raise ValueError(f"field {v}: the outbox supplies it as a non-null long or string")
 
 
@@ -96,15 +106,14 @@ def _payload_expression(kind: str, nullable: bool) -> str:
     `millis`; the caller then lets fastavro judge the event."""
     table, branch = ("NULLABLE_VARINT", "BRANCH + ") if nullable else ("VARINT", "")
     if kind == "string":
-        return (f"({table}[n] + d if (n := len(d := x.encode())) < SMALL "
-                f"else {branch}varint(n) + d)")
+        return _length_prefixed("d", "d := x.encode()", table, branch)
     if kind == "double":
         return f"{branch}double(x)"
     if kind == "boolean":
         return f"{branch}(TRUE if x is True else FALSE if x is False else not_a_boolean(x))"
     if kind == "timestamp-millis":
         return f"{branch}varint(millis(x))"
-    return f"({table}[x] if x.__class__ is int and 0 <= x < SMALL else {branch}varint(x))"
+    return _long("x", table, branch, guard="x.__class__ is int and ")
 
 
 def compile_event_encoder(kinds: Sequence[FieldKind]) -> Callable[..., bytes]:
