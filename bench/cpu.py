@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import resource
 from pathlib import Path
 
 import psutil
@@ -30,12 +29,6 @@ def tree_cpu_s(process: psutil.Process) -> dict[int, float]:
 def cpu_delta_s(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds spent between two `tree_cpu_s` readings by the processes in the second one."""
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
-
-
-def children_cpu_s() -> float:
-    """This process's finished children (e.g. a spark-submit run it waited for)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def service_process(run_dir: Path, name: str, start_hint: str) -> psutil.Process:

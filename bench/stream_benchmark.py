@@ -5,6 +5,11 @@ requests in flight) into a table of the same shape.
 
 Run with the stack up (`make up SOURCE=local`):
     .venv/bin/python -m bench.stream_benchmark --records 200000
+
+With `--batch-size N` the job takes the records in micro-batches of N (the DAG's default is
+50,000) and the benchmark prints each batch's wall time and the CPU seconds of the Spark job and
+of Cassandra while it ran: the first batch carries the JVM's start-up and most of its JIT
+compilation, the later ones show the steady state a long-lived query reaches.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from cassandra.concurrent import execute_concurrent_with_args
 from cassandra.query import SimpleStatement
 
-from bench.cpu import children_cpu_s, cpu_s, service_process
+from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include import cql
 from include.local_mode.cli import make_context
 from include.local_mode.services import cassandra_session
 from include.local_mode.settings import Settings
-from tests.stream_support import job_config, produce_users, run_job
+from tests.stream_support import job_config, produce_users, start_job
+
+BATCH_LOGGED = "users upserted"  # the job's log line at the end of each micro-batch
 
 BASELINE_COLUMNS = ("user_id", "event_id", "first_name", "last_name", "email", "phone", "cell",
                     "street_number", "street_name", "city", "state", "country", "postcode",
@@ -57,6 +65,35 @@ def raw_driver_write(session, keyspace: str, rows: list[tuple], concurrency: int
     return time.perf_counter() - started
 
 
+def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_process,
+                     timeout_s: float) -> tuple[dict, list[dict]]:
+    """Runs the job to its end, reading the Spark job's and Cassandra's CPU as each micro-batch
+    is logged; returns the job's report and one entry per batch."""
+    process = start_job(settings, config, log_path)
+    job = psutil.Process(process.pid)
+    deadline = time.monotonic() + timeout_s
+    mark = (time.perf_counter(), tree_cpu_s(job), cpu_s(cassandra_process))
+    batches: list[dict] = []
+    while process.poll() is None:
+        if time.monotonic() > deadline:
+            process.kill()
+            raise TimeoutError(f"the stream job ran over {timeout_s:.0f}s; see {log_path}")
+        time.sleep(0.5)
+        logged = log_path.read_text(errors="replace").count(BATCH_LOGGED)
+        if logged > len(batches):
+            try:
+                now = (time.perf_counter(), tree_cpu_s(job), cpu_s(cassandra_process))
+            except psutil.NoSuchProcess:
+                break
+            batches.append({"batch": logged, "wall_s": round(now[0] - mark[0], 1),
+                            "spark_job_cpu_s": round(cpu_delta_s(mark[1], now[1]), 1),
+                            "cassandra_cpu_s": round(now[2] - mark[2], 1)})
+            mark = now
+    code = process.wait()
+    assert code == 0, f"stream job exited {code}:\n{log_path.read_text()[-4000:]}"
+    return json.loads(Path(config.report).read_text()), batches
+
+
 def count_rows(session, keyspace: str, table: str) -> int:
     """Counts by paging through the keys (a server-side count(*) of 200k rows times out)."""
     statement = SimpleStatement(f"SELECT user_id FROM {keyspace}.{table}", fetch_size=5000)
@@ -67,6 +104,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="micro-batch cap (default: all records in one batch)")
     args = parser.parse_args()
     ctx, _ = make_context(Settings.from_env())
     s = ctx.settings
@@ -85,15 +124,17 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
             config = job_config(s, topic, keyspace, work / "checkpoint", work / "report.json",
-                                max_offsets_per_trigger=args.records)
+                                max_offsets_per_trigger=args.batch_size or args.records)
             wall = time.perf_counter()
-            cassandra_before, spark_before = cpu_s(cassandra_process), children_cpu_s()
-            report = run_job(s, config, work / "job.log", timeout_s=3600)
+            report, batches = run_job_by_batch(s, config, work / "job.log", cassandra_process,
+                                               timeout_s=3600)
             wall_s = time.perf_counter() - wall
-            job_cpu = {"spark_job": children_cpu_s() - spark_before,
-                       "cassandra": cpu_s(cassandra_process) - cassandra_before}
+            job_cpu = {"spark_job": sum(b["spark_job_cpu_s"] for b in batches),
+                       "cassandra": sum(b["cassandra_cpu_s"] for b in batches)}
         print("stream job report:", json.dumps({k: v for k, v in report.items()
                                                  if k != "sample_user_ids"}), flush=True)
+        for batch in batches:
+            print("batch:", json.dumps(batch), flush=True)
         landed = count_rows(session, keyspace, "users")
         assert landed == args.records, (landed, args.records)
         rows = baseline_rows(users)
@@ -119,7 +160,8 @@ def main() -> None:
         "raw_driver_rows_per_s": round(raw_rate),
         "raw_driver_concurrency": args.concurrency,
         "ratio_steady_to_raw": round(steady / raw_rate, 3),
-        # CPU per landed row: where the stream hop's time goes on a shared 2-core machine.
+        # CPU per landed row: where the stream hop's time goes on a shared 2-core machine. The
+        # job's CPU is read at each logged batch, so its JVM's exit is not counted.
         "cpu_us_per_row": {
             "spark_job": round(job_cpu["spark_job"] / args.records * 1e6),
             "cassandra_during_job": round(job_cpu["cassandra"] / args.records * 1e6),

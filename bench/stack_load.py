@@ -1,0 +1,124 @@
+"""CPU load of the running local stack, per service, over a period: at rest (DAGs paused), or with
+the default schedules running (`--unpause`: the three DAGs are unpaused for the measurement, after
+a settling period, and paused again at the end). The stream DAG's Spark runs count on their own
+line, apart from the Airflow processes that launch them.
+
+    .venv/bin/python -m bench.stack_load --seconds 240 --unpause
+
+Every process of every service is read twice a second; the CPU a short-lived process spends after
+its last reading (at most half a second of it) is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+from include import names
+from include.local_mode import processes
+from include.local_mode.cli import make_context
+from include.local_mode.services import active_services
+from include.local_mode.settings import Settings
+from tests.helpers import AirflowApi
+
+DAG_IDS = names.PIPELINE_DAG_IDS
+SPARK_JOB = "spark job"
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_and_start(pid: int) -> tuple[float, int] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS, int(fields[19])
+
+
+def _is_spark_job(pid: int) -> bool:
+    try:
+        return b"SparkSubmit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+class LoadSampler:
+    """CPU seconds per service between the first reading and the last, by process: a process
+    already running at the first reading counts from there, a newer one from its start."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.first: dict[tuple[int, int], tuple[str, float]] = {}
+        self.last: dict[tuple[int, int], float] = {}
+        self.readings = 0
+
+    def read(self) -> None:
+        for service in active_services(self.settings):
+            tracked = processes.running(self.settings.run_dir, service.name)
+            if tracked is None:
+                continue
+            members = set(processes.group_members(tracked.pid)) \
+                | set(processes.descendants(tracked.pid))
+            for pid in members:
+                if (reading := _cpu_and_start(pid)) is None:
+                    continue
+                cpu, start = reading
+                key = (pid, start)
+                if key not in self.first:
+                    label = SPARK_JOB if _is_spark_job(pid) else service.name
+                    self.first[key] = (label, cpu if self.readings == 0 else 0.0)
+                self.last[key] = cpu
+        self.readings += 1
+
+    def by_service(self) -> Counter:
+        load: Counter = Counter()
+        for key, (label, first_cpu) in self.first.items():
+            load[label] += self.last[key] - first_cpu
+        return load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=240)
+    parser.add_argument("--unpause", action="store_true",
+                        help="run the three DAGs on their default schedules while measuring")
+    parser.add_argument("--settle", type=float, default=120,
+                        help="with --unpause: seconds between unpausing and measuring")
+    args = parser.parse_args()
+    ctx, _ = make_context(Settings.from_env())
+    api = AirflowApi(ctx) if args.unpause else None
+    try:
+        if api is not None:
+            for dag_id in DAG_IDS:
+                api.set_paused(dag_id, False)
+            time.sleep(args.settle)
+        sampler = LoadSampler(ctx.settings)
+        started = time.monotonic()
+        while time.monotonic() - started < args.seconds:
+            sampler.read()
+            time.sleep(0.5)
+        sampler.read()
+        elapsed = time.monotonic() - started
+    finally:
+        if api is not None:
+            for dag_id in DAG_IDS:
+                api.set_paused(dag_id, True)
+    load = sampler.by_service()
+    percent = {label: round(seconds / elapsed * 100, 1) for label, seconds in load.most_common()}
+    for label, share in percent.items():
+        print(f"{label:<22} {share:6.1f}% of a core")
+    print(json.dumps({
+        "mode": "default schedules" if args.unpause else "at rest",
+        "seconds": round(elapsed),
+        "percent_of_a_core": percent,
+        "total_percent_of_a_core": round(sum(load.values()) / elapsed * 100, 1),
+        "cores": os.cpu_count(),
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
