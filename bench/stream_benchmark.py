@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import tempfile
 import time
 import uuid
@@ -76,7 +78,7 @@ def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_proce
     batches: list[dict] = []
     while process.poll() is None:
         if time.monotonic() > deadline:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the JVM and its Python driver
             raise TimeoutError(f"the stream job ran over {timeout_s:.0f}s; see {log_path}")
         time.sleep(0.5)
         logged = log_path.read_text(errors="replace").count(BATCH_LOGGED)
