@@ -5,8 +5,8 @@ line, apart from the Airflow processes that launch them.
 
     .venv/bin/python -m bench.stack_load --seconds 240 --unpause
 
-Every process of every service is read twice a second; the CPU a short-lived process spends after
-its last reading (at most half a second of it) is not counted.
+Every process of every service is read twice a second, in one pass over /proc; the CPU a
+short-lived process spends after its last reading (at most half a second of it) is not counted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from include import names
@@ -29,48 +28,6 @@ from tests.helpers import AirflowApi
 DAG_IDS = names.PIPELINE_DAG_IDS
 SPARK_JOB = "spark job"
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-@dataclass(frozen=True)
-class ProcessReading:
-    parent: int
-    group: int
-    start: int  # clock ticks after boot: tells a process from a later one with its pid
-    cpu_s: float
-
-
-def read_processes() -> dict[int, ProcessReading]:
-    """One pass over /proc: every live process, with what tells whose it is and its CPU."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] != "Z":
-            table[int(entry.name)] = ProcessReading(
-                int(fields[1]), int(fields[2]), int(fields[19]),
-                (int(fields[11]) + int(fields[12])) / _TICKS)
-    return table
-
-
-def members(table: dict[int, ProcessReading], leader: int) -> set[int]:
-    """A service's processes: its process group, and everything its leader started (some, like
-    PostgreSQL's backends, leave the group)."""
-    children: dict[int, list[int]] = {}
-    for pid, reading in table.items():
-        children.setdefault(reading.parent, []).append(pid)
-    found = {pid for pid, reading in table.items() if reading.group == leader}
-    stack = [leader]
-    while stack:
-        current = stack.pop()
-        if current in table:
-            found.add(current)
-        stack.extend(children.get(current, []))
-    return found
 
 
 def _is_spark_job(pid: int) -> bool:
@@ -91,18 +48,20 @@ class LoadSampler:
         self.readings = 0
 
     def read(self) -> None:
-        table = read_processes()
+        table = processes.live_processes()
+        by_pid = {process.pid: process for process in table}
         for service in active_services(self.settings):
             tracked = processes.running(self.settings.run_dir, service.name)
             if tracked is None:
                 continue
-            for pid in members(table, tracked.pid):
-                reading = table[pid]
-                key = (pid, reading.start)
+            for pid in processes.service_members(tracked.pid, table):
+                if (process := by_pid.get(pid)) is None:
+                    continue
+                key, cpu = (pid, process.start_ticks), process.cpu_ticks / _TICKS
                 if key not in self.first:
                     label = SPARK_JOB if _is_spark_job(pid) else service.name
-                    self.first[key] = (label, reading.cpu_s if self.readings == 0 else 0.0)
-                self.last[key] = reading.cpu_s
+                    self.first[key] = (label, cpu if self.readings == 0 else 0.0)
+                self.last[key] = cpu
         self.readings += 1
 
     def by_service(self) -> Counter:

@@ -31,8 +31,7 @@ def main() -> None:
         if tracked is None:
             print(f"{service.name:<22} down")
             continue
-        members = sorted(set(processes.group_members(tracked.pid))
-                         | set(processes.descendants(tracked.pid)))
+        members = processes.service_members(tracked.pid)
         rss = sum(_kib(pid, "Rss") for pid in members)
         pss = sum(_kib(pid, "Pss") for pid in members)
         total_rss += rss

@@ -76,13 +76,18 @@ def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_proce
     deadline = time.monotonic() + timeout_s
     mark = (time.perf_counter(), tree_cpu_s(job), cpu_s(cassandra_process))
     batches: list[dict] = []
-    while process.poll() is None:
-        if time.monotonic() > deadline:
-            os.killpg(process.pid, signal.SIGKILL)  # the JVM and its Python driver
-            raise TimeoutError(f"the stream job ran over {timeout_s:.0f}s; see {log_path}")
-        time.sleep(0.5)
-        logged = log_path.read_text(errors="replace").count(BATCH_LOGGED)
-        if logged > len(batches):
+    logged, unread = 0, ""
+    with log_path.open(errors="replace") as log:
+        while process.poll() is None:
+            if time.monotonic() > deadline:
+                os.killpg(process.pid, signal.SIGKILL)  # the JVM and its Python driver
+                raise TimeoutError(f"the stream job ran over {timeout_s:.0f}s; see {log_path}")
+            time.sleep(0.5)
+            # Only what the job appended; a partial last line waits for the next read.
+            *lines, unread = (unread + log.read()).split("\n")
+            logged += sum(BATCH_LOGGED in line for line in lines)
+            if logged == len(batches):
+                continue
             try:
                 now = (time.perf_counter(), tree_cpu_s(job), cpu_s(cassandra_process))
             except psutil.NoSuchProcess:

@@ -115,8 +115,17 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def _live_processes() -> list[tuple[int, int, int]]:
-    """(pid, parent pid, process group) of every process that is not a zombie."""
+@dataclass(frozen=True)
+class LiveProcess:
+    pid: int
+    parent: int
+    group: int
+    start_ticks: int  # tells a process from a later one that reuses its pid
+    cpu_ticks: int  # user + system
+
+
+def live_processes() -> list[LiveProcess]:
+    """Every process that is not a zombie, from one pass over /proc."""
     table = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -126,20 +135,22 @@ def _live_processes() -> list[tuple[int, int, int]]:
         except OSError:
             continue
         if fields[0] != "Z":
-            table.append((int(entry.name), int(fields[1]), int(fields[2])))
+            table.append(LiveProcess(int(entry.name), int(fields[1]), int(fields[2]),
+                                     int(fields[19]), int(fields[11]) + int(fields[12])))
     return table
 
 
-def group_members(pgid: int) -> list[int]:
-    return [pid for pid, _, group in _live_processes() if group == pgid]
+def group_members(pgid: int, table: Sequence[LiveProcess] | None = None) -> list[int]:
+    table = live_processes() if table is None else table
+    return [p.pid for p in table if p.group == pgid]
 
 
-def descendants(pid: int) -> list[int]:
+def descendants(pid: int, table: Sequence[LiveProcess] | None = None) -> list[int]:
     """The process and everything it started, including children that left its process group
     (PostgreSQL's backends call setsid)."""
     children: dict[int, list[int]] = {}
-    for child, parent, _ in _live_processes():
-        children.setdefault(parent, []).append(child)
+    for process in live_processes() if table is None else table:
+        children.setdefault(process.parent, []).append(process.pid)
     found, stack = [], [pid]
     while stack:
         current = stack.pop()
@@ -147,6 +158,12 @@ def descendants(pid: int) -> list[int]:
             found.append(current)
         stack.extend(children.get(current, []))
     return found
+
+
+def service_members(leader: int, table: Sequence[LiveProcess] | None = None) -> list[int]:
+    """A service's processes: its process group, and everything its leader started."""
+    table = live_processes() if table is None else table
+    return sorted(set(group_members(leader, table)) | set(descendants(leader, table)))
 
 
 def stop(run_dir: Path, name: str, *, graceful_signal: int = signal.SIGTERM,
