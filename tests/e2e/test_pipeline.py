@@ -124,7 +124,9 @@ def test_scheduled_windows_flow_to_cassandra_by_asset_events_alone(stack):
     for dag_id in PIPELINE:
         _assert_runs_succeeded(api, dag_id, started, settled_from)
     for dag_id in (RELAY, STREAM):
-        assert any(r["run_type"] == "asset_triggered" for r in _runs_since(api, dag_id, started))
+        runs = _runs_since(api, dag_id, started)
+        assert any(r["run_type"] == "asset_triggered" for r in runs), \
+            (dag_id, [(r["dag_run_id"], r["run_type"], r["state"]) for r in runs])
 
     assets = {a["uri"]: a for a in api.call("GET", "/assets", params={"limit": 100})["assets"]}
     lineage = {uri: ({t["dag_id"] for t in assets[uri]["producing_tasks"]},
