@@ -64,6 +64,12 @@ def lag(end_offsets: dict[int, int], committed: dict[int, int]) -> dict[int, int
     return {p: max(0, end - committed.get(p, 0)) for p, end in sorted(end_offsets.items())}
 
 
+def checkpoint_ahead(end_offsets: dict[int, int], committed: dict[int, int]) -> list[int]:
+    """Partitions whose checkpoint offset is past the topic's end: the topic was recreated, and
+    the stream job refuses to run (Spark's failOnDataLoss) until the checkpoint is reset."""
+    return [p for p, offset in sorted(committed.items()) if offset > end_offsets.get(p, 0)]
+
+
 def _fmt(number: Any) -> str:
     return f"{number:,}" if isinstance(number, int) else str(number)
 
@@ -87,9 +93,11 @@ def render(status: PipelineStatus) -> str:
     runs = status.last_runs.value if not status.last_runs.error else None
     outbox = status.outbox
     kafka, committed = status.kafka_end_offsets, status.committed_offsets
+    ahead: list[int] = []
     if kafka.error or committed.error:
         lag_text = "unknown"
     else:
+        ahead = checkpoint_ahead(kafka.value, committed.value)
         per_partition = lag(kafka.value, committed.value)
         lag_text = f"{_fmt(sum(per_partition.values()))} ({_partitions(per_partition)})"
     rows = status.cassandra_rows
@@ -108,6 +116,10 @@ def render(status: PipelineStatus) -> str:
             f"dead letters {_fmt(v['dead_letters'])}")),
         f"          {_run(runs, names.PIPELINE_DAG_IDS[2])}",
     ]
+    if ahead:
+        lines.append(f"  (the stream's checkpoint is past the topic's end on "
+                     f"{', '.join(f'p{p}' for p in ahead)}: the topic was recreated; "
+                     "see README, Troubleshooting)")
     if runs is None and status.last_runs.error:
         lines.append(f"  (DAG runs unavailable: {status.last_runs.error})")
     return "\n".join(lines)

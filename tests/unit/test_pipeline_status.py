@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import json
 
-from include.pipeline_status import PipelineStatus, Probe, committed_offsets, lag, probe, render
+from include.pipeline_status import (
+    PipelineStatus,
+    Probe,
+    checkpoint_ahead,
+    committed_offsets,
+    lag,
+    probe,
+    render,
+)
 
 
 def _checkpoint(tmp_path, committed: list[int], offsets: dict[int, dict]):
@@ -48,3 +56,16 @@ def test_render_shows_every_hop_and_names_what_is_unavailable():
     assert "cassandra unavailable (ConnectionError: no host)" in screen
     assert "last run: success (scheduled, 2026-11-21 10:00:05)" in screen
     assert "last run: none" in screen  # relay and stream have not run
+
+
+def test_a_checkpoint_past_the_topics_end_is_called_out():
+    status = PipelineStatus(
+        staged_users=Probe(1000), outbox=Probe({"pending": 0, "failed": 0, "published": 1000}),
+        kafka_end_offsets=Probe({0: 345, 1: 336}),
+        committed_offsets=Probe({0: 1_317_772, 1: 336}),
+        cassandra_rows=Probe({"users": 0, "dead_letters": 0, "exact": True}),
+        last_runs=Probe({}))
+    assert checkpoint_ahead({0: 345, 1: 336}, {0: 1_317_772, 1: 336}) == [0]
+    assert "checkpoint is past the topic's end on p0:" in render(status)
+    status.committed_offsets = Probe({0: 345, 1: 300})
+    assert "checkpoint is past" not in render(status)
