@@ -64,6 +64,9 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         "USERSTREAM_SPARK_JARS": ",".join(str(p) for p in settings.spark_jars),
         "USERSTREAM_REGISTRY_URL": settings.registry_url,
         "USERSTREAM_CHECKPOINT_DIR": str(settings.checkpoint_dir),
+        # Spark's scratch space (a driver's copies of the jars, shuffle files). A job killed
+        # with SIGKILL leaves its folder behind: keep those in the state folder, not /tmp.
+        "SPARK_LOCAL_DIRS": str(settings.spark_dir / "local"),
     }
 
 
