@@ -42,7 +42,10 @@ class LoadSampler:
     already running at the first reading counts from there, a newer one from its start."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        # Each running service's leader, looked up once: the services are not restarted while
+        # the benchmark reads them.
+        self.leaders = {service.name: tracked.pid for service in active_services(settings)
+                        if (tracked := processes.running(settings.run_dir, service.name))}
         self.first: dict[tuple[int, int], tuple[str, float]] = {}
         self.last: dict[tuple[int, int], float] = {}
         self.readings = 0
@@ -50,16 +53,13 @@ class LoadSampler:
     def read(self) -> None:
         table = processes.live_processes()
         by_pid = {process.pid: process for process in table}
-        for service in active_services(self.settings):
-            tracked = processes.running(self.settings.run_dir, service.name)
-            if tracked is None:
-                continue
-            for pid in processes.service_members(tracked.pid, table):
+        for service, leader in self.leaders.items():
+            for pid in processes.service_members(leader, table):
                 if (process := by_pid.get(pid)) is None:
                     continue
                 key, cpu = (pid, process.start_ticks), process.cpu_ticks / _TICKS
                 if key not in self.first:
-                    label = SPARK_JOB if _is_spark_job(pid) else service.name
+                    label = SPARK_JOB if _is_spark_job(pid) else service
                     self.first[key] = (label, cpu if self.readings == 0 else 0.0)
                 self.last[key] = cpu
         self.readings += 1

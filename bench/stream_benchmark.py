@@ -33,7 +33,7 @@ from include import cql
 from include.local_mode.cli import make_context
 from include.local_mode.services import cassandra_session
 from include.local_mode.settings import Settings
-from tests.stream_support import job_config, produce_users, start_job
+from tests.stream_support import job_config, job_report, produce_users, start_job
 
 BATCH_LOGGED = "users upserted"  # the job's log line at the end of each micro-batch
 
@@ -96,9 +96,7 @@ def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_proce
                             "spark_job_cpu_s": round(cpu_delta_s(mark[1], now[1]), 1),
                             "cassandra_cpu_s": round(now[2] - mark[2], 1)})
             mark = now
-    code = process.wait()
-    assert code == 0, f"stream job exited {code}:\n{log_path.read_text()[-4000:]}"
-    return json.loads(Path(config.report).read_text()), batches
+    return job_report(process.wait(), config, log_path), batches
 
 
 def count_rows(session, keyspace: str, table: str) -> int:

@@ -120,7 +120,12 @@ def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         raise
-    assert code == 0, f"stream job exited {code}:\n{log_path.read_text()[-4000:]}"
+    return job_report(code, config, log_path)
+
+
+def job_report(exit_code: int, config: StreamJobConfig, log_path: Path) -> dict[str, Any]:
+    """The report of a job that exited, which must have exited cleanly."""
+    assert exit_code == 0, f"stream job exited {exit_code}:\n{log_path.read_text()[-4000:]}"
     return json.loads(Path(config.report).read_text())
 
 
