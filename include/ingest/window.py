@@ -5,6 +5,7 @@ a rerun or backfill of a window asks the API for exactly the same users."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.copy import Copy, FileWriter
 
 from include import sql
 from include.randomuser.client import Page, RandomUserClient
@@ -122,6 +124,18 @@ def incoming_types(cur: psycopg.Cursor[Any]) -> list[int]:
     return [types[column] for column in INCOMING_COLUMNS]
 
 
+def copy_block(conn: psycopg.Connection, types: list[int], users: list[StagedUser]) -> bytes:
+    """The users' incoming rows as one whole binary COPY block (header, rows, trailer), built
+    without touching the server: the fetching thread formats it, so the writer thread only
+    sends bytes and the GIL it would have held while formatting is free for the next page."""
+    buffer = io.BytesIO()
+    with conn.cursor() as cur, Copy(cur, binary=True, writer=FileWriter(buffer)) as copy:
+        copy.set_types(types)
+        for user in users:
+            copy.write_row(incoming_row(user))
+    return buffer.getvalue()
+
+
 @dataclass
 class MergeCounts:
     inserted: int = 0
@@ -149,7 +163,6 @@ class WindowWriter:
         self.max_pending = max_pending
         self.busy_s = 0.0
         self.counts = MergeCounts()
-        self._copy_types: list[int] | None = None
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._pending: deque[Future[None]] = deque()
 
@@ -163,9 +176,10 @@ class WindowWriter:
         """Queues the page's raw response: PostgreSQL stores it while the page is normalised."""
         self._submit(self._write_raw, page.page, len(page.results), page.body)
 
-    def submit_users(self, rows: list[tuple[Any, ...]], rejects: list[Reject]) -> None:
-        """Queues the page's normalised users (COPY, then merge) and its rejects."""
-        self._submit(self._write_users, rows, rejects)
+    def submit_users(self, block: bytes, rejects: list[Reject]) -> None:
+        """Queues the page's normalised users as a binary COPY block (see `copy_block`) to be
+        copied and merged, and its rejects."""
+        self._submit(self._write_users, block, rejects)
 
     def drain(self) -> None:
         while self._pending:
@@ -187,19 +201,15 @@ class WindowWriter:
                           (window.seed, page, window.start, window.end, results,
                            body.decode("utf-8")))
 
-    def _write_users(self, rows: list[tuple[Any, ...]], rejects: list[Reject]) -> None:
+    def _write_users(self, block: bytes, rejects: list[Reject]) -> None:
         window = self.window
         with self.conn.cursor() as cur:
             if rejects:
                 cur.executemany(sql.load("ingest/upsert_rejected"), [
                     (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
                      json.dumps(r.payload, ensure_ascii=False)) for r in rejects])
-            if self._copy_types is None:
-                self._copy_types = incoming_types(cur)
             with cur.copy(COPY_INCOMING) as copy:
-                copy.set_types(self._copy_types)
-                for row in rows:
-                    copy.write_row(row)
+                copy.write(block)
             cur.execute(sql.load("ingest/merge_users"), {"window_start": window.start})
             self.counts.add(*cur.fetchone())
             cur.execute("TRUNCATE incoming_users")
@@ -219,6 +229,7 @@ def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SET LOCAL work_mem = '64MB'")
         cur.execute(sql.load("ingest/create_incoming"))
+        copy_types = incoming_types(cur)
         with WindowWriter(conn, window) as writer:
             waited = time.perf_counter()
             for page in client.iter_window(window.seed, users_per_window, nat):
@@ -226,9 +237,9 @@ def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.
                 writer.submit_raw(page)
                 normalizing = time.perf_counter()
                 users, rejects = split_page(page, seen)
-                rows = [incoming_row(user) for user in users]
+                block = copy_block(conn, copy_types, users)
                 normalize_s += time.perf_counter() - normalizing
-                writer.submit_users(rows, rejects)
+                writer.submit_users(block, rejects)
                 http_s += page.http_seconds
                 json_s += page.parse_seconds
                 result.fetched += len(page.results)

@@ -11,12 +11,14 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 
-from include.ingest.window import IngestWindow, ingest_window
+from include.ingest.window import IngestWindow, incoming_row, ingest_window
 from include.local_mode.services import pg_connect
 from include.local_mode.settings import PROJECT_ROOT
 from include.randomuser.client import RandomUserClient, RandomUserError, RetryPolicy
+from include.randomuser.normalize import STAGED_COLUMNS, normalize_user
 from tests.helpers import set_faults
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -78,6 +80,30 @@ def test_window_stages_users_and_outbox_events_once(conn):
                                "WHERE first_window_start = %s ORDER BY user_id",
                                (window.start,)).fetchall()
     assert users_after == users_before
+
+
+def test_staged_rows_and_payloads_equal_the_normalised_users(conn):
+    # The COPY block is formatted by the ingest task itself, so read every column back and
+    # compare it with the normaliser's output for the same raw results.
+    window = _window()
+    ingest_window(window, _client(), conn, users_per_window=300)
+    results = conn.execute("SELECT r FROM staging.users_raw, "
+                           "jsonb_array_elements(response->'results') r WHERE seed = %s",
+                           (window.seed,)).fetchall()
+    expected = {user.user_id: user for user in (normalize_user(r) for (r,) in results)}
+    columns = ", ".join(STAGED_COLUMNS)
+    staged = conn.execute(f"SELECT {columns}, content_hash FROM staging.users "
+                          "WHERE first_window_start = %s", (window.start,)).fetchall()
+    assert len(staged) == len(expected) == 300
+    for row in staged:
+        user = expected[str(row[0])]
+        assert (str(row[0]), *row[1:-1]) == tuple(user), user.user_id
+        assert row[-1] == incoming_row(user)[-2]
+    payloads = conn.execute("SELECT e.user_id, e.payload::text FROM staging.user_events e "
+                            "JOIN staging.users u USING (user_id) WHERE u.first_window_start = %s",
+                            (window.start,)).fetchall()
+    assert {str(uid): orjson.loads(text) for uid, text in payloads} == {
+        uid: orjson.loads(incoming_row(user)[-1]) for uid, user in expected.items()}
 
 
 def test_changed_user_gets_exactly_one_new_event(conn):
