@@ -169,6 +169,7 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
             if time.monotonic() > deadline:
                 raise SystemExit("bulk ingest runs did not finish")
             time.sleep(3)
+        api.pause_when_idle(INGEST)
     finally:
         api.set_paused(INGEST, True)
     events, landed = _wait_for_landing(ctx, session, first_id, timeout_s)
@@ -192,6 +193,7 @@ def scheduled_phase(ctx: Context, api: AirflowApi, session, windows: int,
             if time.monotonic() > deadline:
                 raise SystemExit("the scheduler ran too few ingest windows")
             time.sleep(5)
+        api.pause_when_idle(INGEST)
     finally:
         api.set_paused(INGEST, True)
     print(f"scheduled: {windows} windows ingested", flush=True)

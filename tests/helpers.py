@@ -58,6 +58,26 @@ class AirflowApi:
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
 
+    def pause_when_idle(self, dag_id: str, timeout_s: float = 600) -> None:
+        """Pauses the DAG with no run of it in flight. The scheduler neither queues the tasks of a
+        paused DAG nor ends its runs, so a run created just before a plain pause (a cron run
+        whose task was still only scheduled, say) would stay running for ever and keep `settle`
+        waiting. Pausing first and then looking means no run can appear after the look."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.set_paused(dag_id, True)
+            if not self._in_flight(dag_id):
+                return
+            self.set_paused(dag_id, False)
+            while self._in_flight(dag_id):
+                assert time.monotonic() < deadline, \
+                    f"{dag_id} still had runs in flight after {timeout_s}s"
+                time.sleep(3)
+
+    def _in_flight(self, dag_id: str) -> int:
+        return self.call("GET", f"/dags/{dag_id}/dagRuns", params={
+            "state": ["queued", "running"], "limit": 1})["total_entries"]
+
     def runs(self, dag_id: str, **params: Any) -> list[dict]:
         return self.call("GET", f"/dags/{dag_id}/dagRuns",
                          params={"limit": 100, **params})["dag_runs"]
@@ -111,9 +131,7 @@ class AirflowApi:
     def _busy(self, dag_ids: tuple[str, ...]) -> list[str]:
         busy = []
         for dag_id in dag_ids:
-            in_flight = self.call("GET", f"/dags/{dag_id}/dagRuns", params={
-                "state": ["queued", "running"], "limit": 100})["total_entries"]
-            if in_flight:
+            if in_flight := self._in_flight(dag_id):
                 busy.append(f"{dag_id}: {in_flight} runs in flight")
             elif not self.call("GET", f"/dags/{dag_id}")["is_paused"]:
                 queued = self.call("GET", f"/dags/{dag_id}/assets/queuedEvents")["total_entries"]

@@ -102,11 +102,11 @@ def test_scheduled_windows_flow_to_cassandra_by_asset_events_alone(stack):
                            if r["run_type"] == "scheduled" and r["state"] == "success"]) < 2:
             assert time.monotonic() < deadline, "the scheduler ran fewer than 2 ingest windows"
             time.sleep(5)
+        api.pause_when_idle(INGEST)
     finally:
         _pause(api, INGEST)
     try:
-        # The ingest run in flight when pausing may still finish; each stream run then stays
-        # up until idle, and asset events may have queued a few of them.
+        # Each stream run stays up until idle, and asset events may have queued a few of them.
         api.settle(*PIPELINE, timeout_s=600)
         scheduled = [r for r in _runs_since(api, INGEST, started) if r["run_type"] == "scheduled"]
         windows = [IngestWindow(INGEST, datetime.fromisoformat(r["data_interval_start"]),
@@ -158,7 +158,7 @@ def test_backfilled_windows_land_in_cassandra_exactly_once(stack):
                 break
             assert time.monotonic() < deadline, f"backfill did not finish: {backfilled}"
             time.sleep(3)
-        _pause(api, INGEST)
+        api.pause_when_idle(INGEST)
         assert sorted(r["state"] for r in backfilled) == ["success"] * 5
         events = _outbox_events(stack, windows)
         assert len(events) == 5 * 500
