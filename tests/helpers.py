@@ -63,16 +63,12 @@ class AirflowApi:
         paused DAG nor ends its runs, so a run created just before a plain pause (a cron run
         whose task was still only scheduled, say) would stay running for ever and keep `settle`
         waiting. Pausing first and then looking means no run can appear after the look."""
-        deadline = time.monotonic() + timeout_s
         while True:
             self.set_paused(dag_id, True)
             if not self._in_flight(dag_id):
                 return
             self.set_paused(dag_id, False)
-            while self._in_flight(dag_id):
-                assert time.monotonic() < deadline, \
-                    f"{dag_id} still had runs in flight after {timeout_s}s"
-                time.sleep(3)
+            self.settle(dag_id, timeout_s=timeout_s)
 
     def _in_flight(self, dag_id: str) -> int:
         return self.call("GET", f"/dags/{dag_id}/dagRuns", params={

@@ -126,8 +126,8 @@ def incoming_types(cur: psycopg.Cursor[Any]) -> list[int]:
 
 def copy_block(conn: psycopg.Connection, types: list[int], users: list[StagedUser]) -> bytes:
     """The users' incoming rows as one whole binary COPY block (header, rows, trailer), built
-    without touching the server: the fetching thread formats it, so the writer thread only
-    sends bytes and the GIL it would have held while formatting is free for the next page."""
+    without touching the server: the thread that normalises the page formats it, so the writer
+    thread only sends bytes and no longer waits for the GIL between chunks of rows."""
     buffer = io.BytesIO()
     with conn.cursor() as cur, Copy(cur, binary=True, writer=FileWriter(buffer)) as copy:
         copy.set_types(types)
