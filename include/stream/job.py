@@ -33,6 +33,15 @@ SPARK_CONF: dict[str, str] = {
     "spark.cassandra.output.concurrent.writes": "16",
     "spark.cassandra.output.consistency.level": "LOCAL_QUORUM",
     "spark.cassandra.connection.keepAliveMS": "60000",
+    # Every row is its own partition, so the default grouping by partition key sends one
+    # request per row; unlogged batches of about 30 rows halved Cassandra's CPU per row
+    # (bench/stream_benchmark). Upserts by primary key: a batch that is replayed rewrites.
+    "spark.cassandra.output.batch.grouping.key": "none",
+    "spark.cassandra.output.batch.size.bytes": "16384",
+    # A job lives minutes and lands a few hundred thousand rows: C2's compilations cost it more
+    # CPU (about 15 s in the first micro-batch on 2 cores) than they give back later. In local
+    # mode the driver runs the tasks; on a cluster it does not, and executors keep the defaults.
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC",
 }
 
 
