@@ -44,7 +44,9 @@ LOGICAL_TO_CQL = {"uuid": "uuid", "timestamp-millis": "timestamp",
 # Where each row came from and when it landed; not part of the event.
 PROVENANCE_COLUMNS = [("kafka_partition", "int"), ("kafka_offset", "bigint"),
                       ("ingestion_time", "timestamp")]
-LOWER_CASED = {"email"}
+# user_id too: Cassandra reads a UUID in either case, so counting and ranking must not tell
+# "ABC..." from "abc..." apart.
+LOWER_CASED = {"email", "user_id"}
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -229,12 +231,14 @@ class UsersBatchWriter:
             # One aggregate instead of caching the shaped users to count them: a row per user
             # lands (the newest event wins), so the users written are the distinct valid ids.
             counts = checked.agg(
-                F.countDistinct(F.when(F.col("error").isNull(), F.col("record.user_id")))
+                F.countDistinct(F.when(F.col("error").isNull(), F.lower("record.user_id")))
                 .alias("users"),
-                F.count(F.col("error")).alias("invalid")).first()
+                F.count(F.col("error")).alias("invalid"),
+                F.count(F.lit(1)).alias("messages")).first()
             users_written, invalid_count = counts["users"], counts["invalid"]
+            repeats = counts["messages"] - invalid_count - users_written
             if users_written:
-                self._save(self._shape(valid, F), "users")
+                self._save(self._shape(valid, F, newest_only=repeats > 0), "users")
                 if len(self.report.sample_user_ids) < 20:
                     self.report.sample_user_ids += [
                         r.user_id for r in valid.select("record.user_id")
@@ -268,8 +272,10 @@ class UsersBatchWriter:
         (frame.write.format("org.apache.spark.sql.cassandra")
          .options(keyspace=self.args.keyspace, table=table).mode("append").save())
 
-    def _shape(self, checked, F):
-        """Typed columns in the table's order; the newest event wins when a user repeats."""
+    def _shape(self, checked, F, newest_only: bool):
+        """Typed columns in the table's order. With `newest_only` (a user has several events in
+        the batch) only the newest event per user is kept: the ranking shuffles and sorts the
+        whole batch, so a batch of distinct users skips it."""
         from pyspark.sql import Window
 
         columns = []
@@ -284,8 +290,11 @@ class UsersBatchWriter:
                 columns.append(F.lower(F.col(f"record.{name}")).alias(name))
             else:
                 columns.append(F.col(f"record.{name}").alias(name))
+        shaped = checked.select(*columns)
+        if not newest_only:
+            return shaped
         newest_first = Window.partitionBy("user_id").orderBy(F.col("event_id").desc())
-        return (checked.select(*columns)
+        return (shaped
                 .withColumn("_rank", F.row_number().over(newest_first))
                 .where(F.col("_rank") == 1).drop("_rank"))
 

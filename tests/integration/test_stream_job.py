@@ -1,6 +1,7 @@
 """The stream job against the real Kafka, registry, Spark and Cassandra: every record lands once
-with the right values, replays are harmless, a killed run resumes without loss, poison messages
-become dead letters, and an evolved schema keeps decoding."""
+with the right values, a user repeated in a batch lands from its newest event, replays are
+harmless, a killed run resumes without loss, poison messages become dead letters, and an evolved
+schema keeps decoding."""
 
 from __future__ import annotations
 
@@ -91,6 +92,27 @@ def test_every_record_lands_once_and_a_replay_changes_nothing(stack, cassandra, 
     idle = run_job(stack.settings, job_config(stack.settings, topic, keyspace, checkpoint,
                                               tmp_path / "r3.json"), tmp_path / "run3.log")
     assert idle["messages"] == 0 and idle["rows_written"] == 0
+
+
+def test_a_user_repeated_in_one_batch_lands_once_from_its_newest_event(
+        stack, cassandra, tmp_path):
+    keyspace, session = cassandra
+    topic = f"stream-repeat-{uuid.uuid4().hex[:8]}"
+    # The same users twice (same seed): the newer events first, so the older ones sit at later
+    # offsets and only the ranking by event_id, not the arrival order, can pick the newest.
+    newer = produce_users(stack.settings, topic, 300, seed=31, first_event_id=50_000)
+    older = produce_users(stack.settings, topic, 300, seed=31, first_event_id=1)
+    assert set(newer) == set(older)
+    report = run_job(stack.settings, job_config(stack.settings, topic, keyspace,
+                                                tmp_path / "checkpoint", tmp_path / "r.json"),
+                     tmp_path / "run.log")
+    assert (report["batches"], report["messages"]) == (1, 600)
+    assert report["rows_written"] == 300
+    landed = {str(r.user_id): (r.event_id, r.last_name)
+              for r in cassandra_rows(session, keyspace) if str(r.user_id) in newer}
+    assert set(landed) == set(newer)
+    assert all(event_id >= 50_000 for event_id, _ in landed.values())
+    assert all(landed[u][1] == newer[u]["last_name"] for u in newer)
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_without_loss(stack, cassandra, tmp_path):
