@@ -113,11 +113,14 @@ def _wait_for_landing(ctx: Context, session, first_id: int, timeout_s: float
     then reads every event's row once. Reading all rows on every poll would load Cassandra (the
     2 cores' busiest service) while the pipeline is still writing, and slow what it measures;
     throughput and latency come from the rows' write times, so when the full read runs does not
-    change them."""
+    change them. The ingest DAG is paused before this wait, so once nothing is pending the
+    events are final and are read from PostgreSQL once."""
     deadline = time.monotonic() + timeout_s
+    events: list[tuple[int, str, datetime]] | None = None
     while True:
-        if _pending_after(ctx, first_id) == 0:
+        if events is None and _pending_after(ctx, first_id) == 0:
             events = _events_after(ctx, first_id)
+        if events is not None:
             probe = events[-PROBE_EVENTS:] + random.sample(events, min(PROBE_EVENTS, len(events)))
             if not _missing(probe, _landed_rows(session, [user_id for _, user_id, _ in probe])):
                 landed = _landed_rows(session, [user_id for _, user_id, _ in events])
