@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as shown
@@ -56,7 +56,10 @@ def test_assets_graph_in_the_ui_shows_the_three_hops_and_their_assets(stack, bro
                          ignored_exceptions=[StaleElementReferenceException])
 
     browser.get(stack.settings.airflow_url)
-    wait.until(shown.visibility_of_element_located((By.NAME, "username")))
+    # The first page redirects to the login form; a look-up during that navigation fails with
+    # "aborted by navigation", so the login wait also ignores WebDriverException.
+    WebDriverWait(browser, UI_TIMEOUT_S, ignored_exceptions=[WebDriverException]).until(
+        shown.visibility_of_element_located((By.NAME, "username")))
     browser.find_element(By.NAME, "username").send_keys(AIRFLOW_ADMIN_USER)
     browser.find_element(By.NAME, "password").send_keys(stack.secret["AIRFLOW_ADMIN_PASSWORD"])
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
