@@ -16,10 +16,13 @@ endif
 
 venv: .venv/.synced
 
-.venv/.synced: requirements/dev.lock
+# With bytecode compiled at install: every Airflow task and DAG parse is a fresh Python process,
+# and without it each one compiles its imports from source (Airflow's task runner alone: 4.1 s
+# instead of 1.7 s) wherever PYTHONDONTWRITEBYTECODE is set.
+.venv/.synced: requirements/dev.lock Makefile
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install -q "uv==$(UV_VERSION)"
 	@test -x $(VENV_PY) || UV_PYTHON_DOWNLOADS=never $(UV) venv -q --python $(PYTHON) .venv
-	$(UV) pip sync -q --python $(VENV_PY) --require-hashes requirements/dev.lock
+	$(UV) pip sync -q --compile-bytecode --python $(VENV_PY) --require-hashes requirements/dev.lock
 	@touch $@
 
 # Re-resolves pyproject.toml into the hash-pinned lock files. uv.lock itself stays uncommitted

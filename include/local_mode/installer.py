@@ -3,6 +3,7 @@ so a warm `up` skips every step whose inputs did not change."""
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import os
 import shutil
@@ -16,6 +17,10 @@ from include.local_mode.settings import PROJECT_ROOT, Settings
 SERVICES_POM = PROJECT_ROOT / "include" / "local_mode" / "maven" / "pom.xml"
 SPARK_POM = PROJECT_ROOT / "spark" / "pom.xml"
 SPARK_REQUIREMENTS = PROJECT_ROOT / "spark" / "requirements.txt"
+# Bumped when the Spark virtualenv's layout changes, so existing installs are rebuilt once.
+SPARK_RUNTIME_LAYOUT = "bytecode"
+# The project's own Python: every Airflow task and DAG parse imports it in a fresh process.
+PROJECT_SOURCE_DIRS = ("include", "airflow_home/dags", "plugins", "spark")
 APT_PACKAGES = {
     "postgres": ["postgresql"],
     "java": ["openjdk-17-jdk-headless"],
@@ -127,7 +132,7 @@ def registry_runner(settings: Settings) -> Path:
 
 def ensure_spark_runtime(settings: Settings) -> None:
     stamp = settings.spark_venv / ".stamp"
-    digest = _digest(SPARK_REQUIREMENTS)
+    digest = f"{_digest(SPARK_REQUIREMENTS)}:{SPARK_RUNTIME_LAYOUT}"
     if not _stamp_ok(stamp, digest):
         _log("creating the Spark runtime virtualenv (full pyspark, spark-submit)")
         if settings.spark_venv.exists():
@@ -136,7 +141,7 @@ def ensure_spark_runtime(settings: Settings) -> None:
         if uv:
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(settings.spark_venv)],
                            check=True)
-            subprocess.run([uv, "pip", "install", "-q", "--python",
+            subprocess.run([uv, "pip", "install", "-q", "--compile-bytecode", "--python",
                             str(settings.spark_venv / "bin" / "python"),
                             "-r", str(SPARK_REQUIREMENTS)], check=True)
         else:
@@ -153,7 +158,18 @@ def ensure_spark_runtime(settings: Settings) -> None:
         jar_stamp.write_text(jar_digest)
 
 
+def compile_project_bytecode(root: Path = PROJECT_ROOT) -> None:
+    """Writes the project's bytecode next to its sources (git-ignored). Each Airflow task runs in
+    a fresh process that imports its DAG file and `include`; where PYTHONDONTWRITEBYTECODE is
+    set, Python would otherwise compile them from source in every one of those processes.
+    Stale files are harmless: Python checks the source's time and size before using one."""
+    for folder in PROJECT_SOURCE_DIRS:
+        if (root / folder).is_dir() and not compileall.compile_dir(root / folder, quiet=1):
+            raise InstallError(f"Python files under {root / folder} do not compile (see above)")
+
+
 def ensure_all(settings: Settings) -> None:
     ensure_system_packages()
     ensure_jvm_services(settings)
     ensure_spark_runtime(settings)
+    compile_project_bytecode()
