@@ -33,7 +33,14 @@ from include import cql
 from include.local_mode.cli import make_context
 from include.local_mode.services import cassandra_session
 from include.local_mode.settings import Settings
-from tests.stream_support import job_config, job_report, produce_users, start_job
+from include.stream.class_data import driver_class_data
+from tests.stream_support import (
+    job_config,
+    job_report,
+    produce_users,
+    spark_runtime,
+    start_job,
+)
 
 BATCH_LOGGED = "users upserted"  # the job's log line at the end of each micro-batch
 
@@ -71,7 +78,15 @@ def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_proce
                      timeout_s: float) -> tuple[dict, list[dict]]:
     """Runs the job to its end, reading the Spark job's and Cassandra's CPU as each micro-batch
     is logged; returns the job's report and one entry per batch."""
-    process = start_job(settings, config, log_path)
+    archive = spark_runtime(settings).class_data_archive()
+    with driver_class_data(archive) as option:
+        return _run_job_by_batch(settings, config, log_path, cassandra_process, timeout_s,
+                                 option)
+
+
+def _run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_process,
+                      timeout_s: float, driver_option: str) -> tuple[dict, list[dict]]:
+    process = start_job(settings, config, log_path, driver_option)
     job = psutil.Process(process.pid)
     deadline = time.monotonic() + timeout_s
     mark = (time.perf_counter(), tree_cpu_s(job), cpu_s(cassandra_process))

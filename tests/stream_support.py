@@ -19,6 +19,7 @@ from include.local_mode.settings import Settings
 from include.relay.avro import encode, event_record, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
 from include.schema_registry import SchemaRegistryClient, load_schema_text
+from include.stream.class_data import driver_class_data
 from include.stream.job import SparkRuntime, StreamJobConfig
 
 FIRST_NAMES = ["Åse", "Zoë", "Nguyễn", "Léa", "John", "Али", "Mehmet", "Ana"]
@@ -104,23 +105,30 @@ def spark_runtime(settings: Settings) -> SparkRuntime:
                         ",".join(str(p) for p in settings.spark_jars), str(settings.spark_python))
 
 
-def start_job(settings: Settings, config: StreamJobConfig, log_path: Path) -> subprocess.Popen:
+def start_job(settings: Settings, config: StreamJobConfig, log_path: Path,
+              driver_option: str = "") -> subprocess.Popen:
     runtime = spark_runtime(settings)
     log = log_path.open("w")
-    return subprocess.Popen(runtime.command("local[2]", config), stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, **runtime.env()},
-                            start_new_session=True)
+    return subprocess.Popen(runtime.command("local[2]", config, driver_option=driver_option),
+                            stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, **runtime.env()}, start_new_session=True)
 
 
 def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,
-            timeout_s: int = 900) -> dict[str, Any]:
-    process = start_job(settings, config, log_path)
-    try:
-        code = process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise
-    return job_report(code, config, log_path)
+            timeout_s: int = 900, archive_root: Path | None = None,
+            extra_driver_option: str = "") -> dict[str, Any]:
+    """Runs the job to its end as the DAG's operator does, with the driver's class-data archive
+    (see include/stream/class_data) under `archive_root` (default: the checkpoint root)."""
+    archive = spark_runtime(settings).class_data_archive(archive_root)
+    with driver_class_data(archive) as option:
+        process = start_job(settings, config, log_path,
+                            f"{option} {extra_driver_option}".strip())
+        try:
+            code = process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise
+        return job_report(code, config, log_path)
 
 
 def job_report(exit_code: int, config: StreamJobConfig, log_path: Path) -> dict[str, Any]:

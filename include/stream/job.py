@@ -98,16 +98,25 @@ class SparkRuntime:
                    jars=os.environ.get("USERSTREAM_SPARK_JARS", ""),
                    python=os.environ.get("USERSTREAM_SPARK_PYTHON", "python3"))
 
+    def class_data_archive(self, root: Path | None = None) -> Path | None:
+        from include.stream.class_data import archive_for
+
+        return archive_for(root or checkpoint_root(), self.spark_submit, self.jars)
+
     def env(self) -> dict[str, str]:
         # The driver and workers must not pick up Airflow's Python (it has pyspark-client 4).
         return {"PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python}
 
     def command(self, master: str, config: StreamJobConfig,
-                extra_conf: dict[str, str] | None = None) -> list[str]:
+                extra_conf: dict[str, str] | None = None, driver_option: str = "") -> list[str]:
+        """`driver_option`: added to the driver's JVM options (see include/stream/class_data)."""
+        from include.stream.class_data import with_driver_options
+
         command = [self.spark_submit, "--master", master, "--name", "userstream-stream-users"]
         if self.jars:
             command += ["--jars", self.jars]
-        for key, value in {**SPARK_CONF, **(extra_conf or {})}.items():
+        conf = with_driver_options({**SPARK_CONF, **(extra_conf or {})}, driver_option)
+        for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
         return [*command, str(STREAM_JOB), *config.arguments()]
 

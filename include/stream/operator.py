@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from include import names
+from include.stream.class_data import ENABLED_SETTING, driver_class_data, with_driver_options
 from include.stream.job import (
     CHECKPOINT_NAME,
     DEFAULT_MAX_RUN_S,
@@ -61,7 +62,13 @@ def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
             self.application_args = config.arguments()
             self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                           config.keyspace, config.checkpoint)
-            super().execute(context)
+            archive = SparkRuntime.from_env().class_data_archive()
+            with driver_class_data(archive) as option:
+                self.log.info("driver class-data archive: %s",
+                              f"{option.split('=')[0].lstrip('-')} {archive}" if archive
+                              else f"off (JDK without a base archive, or {ENABLED_SETTING})")
+                self.conf = with_driver_options(self.conf, option)
+                super().execute(context)
             report = read_report(config.report)
             self.log.info("stream job report: %d messages, %d users upserted, %d dead letters, "
                           "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
