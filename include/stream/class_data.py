@@ -1,14 +1,14 @@
 """Class-data sharing for the stream job's driver JVM.
 
-Each stream run starts a JVM that loads and verifies some 10,000 classes of Spark and its
+Each stream run starts a JVM that loads and verifies thousands of classes of Spark and its
 connectors before the first micro-batch. The first successful run dumps them into an archive
 (`-XX:ArchiveClassesAtExit`); later runs map it (`-XX:SharedArchiveFile`), which took 1.7 s
 instead of 3.1-3.8 s to the first batch and about 4 s less CPU in it (bench/stream_benchmark).
 
 The archive is named after what it depends on (spark-submit, the jars, the java binary), so an
-upgrade starts a new one; the JVM also checks and ignores an archive that does not match. A
-truncated archive would crash the JVM at start, so a dump is written under a temporary name and
-kept only when its run succeeded, and an archive whose run failed is dropped and rebuilt.
+upgrade starts a new one, which replaces the old; the JVM also ignores an archive that does not
+match. A truncated archive would crash the JVM at start, so a dump is written under a temporary
+name and kept only when its run succeeded, and an archive whose run failed is dropped and rebuilt.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 ENABLED_SETTING = "USERSTREAM_SPARK_CLASS_DATA_SHARING"
 ARCHIVE_DIR_NAME = "class-data"
+ARCHIVE_PREFIX = "spark-driver-"
 
 
 def java_binary(environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -49,7 +50,7 @@ def archive_path(root: Path, spark_submit: str, jars: str, java: Path) -> Path:
     submit = Path(shutil.which(spark_submit) or spark_submit)
     key = "\n".join([_identity(submit), jars, _identity(java)])
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return root / ARCHIVE_DIR_NAME / f"spark-driver-{digest}.jsa"
+    return root / ARCHIVE_DIR_NAME / f"{ARCHIVE_PREFIX}{digest}.jsa"
 
 
 def enabled(environ: Mapping[str, str] = os.environ) -> bool:
@@ -86,6 +87,10 @@ def driver_class_data(archive: Path | None) -> Iterator[str]:
         yield f"-XX:ArchiveClassesAtExit={pending}"
         if pending.is_file():
             os.replace(pending, archive)
+            # An archive of about 160 MB per runtime: the one just made replaces older ones.
+            for older in archive.parent.glob(f"{ARCHIVE_PREFIX}*.jsa"):
+                if older != archive:
+                    older.unlink(missing_ok=True)
     finally:
         pending.unlink(missing_ok=True)
 

@@ -42,15 +42,18 @@ def test_no_archive_without_a_base_archive_or_when_switched_off(tmp_path):
     assert archive_for(tmp_path, "spark-submit", "", {**env, ENABLED_SETTING: "true"})
 
 
-def test_a_successful_first_run_keeps_its_dump(tmp_path):
-    archive = tmp_path / "class-data" / "a.jsa"
+def test_a_successful_first_run_keeps_its_dump_in_place_of_older_ones(tmp_path):
+    archive = tmp_path / "class-data" / "spark-driver-new.jsa"
+    archive.parent.mkdir()
+    older = archive.parent / "spark-driver-old.jsa"
+    older.write_bytes(b"an upgraded runtime's")
     with driver_class_data(archive) as option:
         assert option.startswith("-XX:ArchiveClassesAtExit=")
         pending = Path(option.split("=", 1)[1])
         assert pending != archive and pending.parent == archive.parent
         pending.write_bytes(b"dump")  # what the JVM writes as it exits
     assert archive.read_bytes() == b"dump"
-    assert not pending.exists()
+    assert not pending.exists() and not older.exists()
     with driver_class_data(archive) as option:
         assert option == f"-XX:SharedArchiveFile={archive}"
     assert archive.exists()
