@@ -3,6 +3,7 @@ SparkSubmitOperator, with every endpoint resolved from the connections when the 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from include import names
@@ -42,6 +43,13 @@ def stream_job_config(run_id: str, try_number: int, **overrides: Any) -> StreamJ
         report=report_path(run_id, try_number), **overrides)
 
 
+def _describe(option: str, archive: Path | None) -> str:
+    if archive is None:
+        return f"off (the JDK has no base archive, or {ENABLED_SETTING} is false)"
+    verb = "mapping" if option.startswith("-XX:SharedArchiveFile") else "dumping one into"
+    return f"{verb} {archive}"
+
+
 def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
     """A SparkSubmitOperator for the stream job (built lazily: the provider imports are heavy).
 
@@ -64,9 +72,7 @@ def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
                           config.keyspace, config.checkpoint)
             archive = SparkRuntime.from_env().class_data_archive()
             with driver_class_data(archive) as option:
-                self.log.info("driver class-data archive: %s",
-                              f"{option.split('=')[0].lstrip('-')} {archive}" if archive
-                              else f"off (JDK without a base archive, or {ENABLED_SETTING})")
+                self.log.info("driver class-data archive: %s", _describe(option, archive))
                 self.conf = with_driver_options(self.conf, option)
                 super().execute(context)
             report = read_report(config.report)
