@@ -79,9 +79,9 @@ def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_proce
     """Runs the job to its end, reading the Spark job's and Cassandra's CPU as each micro-batch
     is logged; returns the job's report and one entry per batch."""
     archive = spark_runtime(settings).class_data_archive()
-    with driver_class_data(archive) as option:
+    with driver_class_data(archive) as driver:
         return _run_job_by_batch(settings, config, log_path, cassandra_process, timeout_s,
-                                 option)
+                                 driver.option)
 
 
 def _run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_process,

@@ -120,15 +120,17 @@ def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,
     """Runs the job to its end as the DAG's operator does, with the driver's class-data archive
     (see include/stream/class_data) under `archive_root` (default: the checkpoint root)."""
     archive = spark_runtime(settings).class_data_archive(archive_root)
-    with driver_class_data(archive) as option:
+    with driver_class_data(archive) as driver:
         process = start_job(settings, config, log_path,
-                            f"{option} {extra_driver_option}".strip())
+                            f"{driver.option} {extra_driver_option}".strip())
         try:
             code = process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             raise
-        return job_report(code, config, log_path)
+        report = job_report(code, config, log_path)
+        driver.keep_dump = report["batches"] > 0
+        return report
 
 
 def job_report(exit_code: int, config: StreamJobConfig, log_path: Path) -> dict[str, Any]:

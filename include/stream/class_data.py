@@ -8,7 +8,8 @@ instead of 3.1-3.8 s to the first batch and about 4 s less CPU in it (bench/stre
 The archive is named after what it depends on (spark-submit, the jars, the java binary), so an
 upgrade starts a new one, which replaces the old; the JVM also ignores an archive that does not
 match. A truncated archive would crash the JVM at start, so a dump is written under a temporary
-name and kept only when its run succeeded, and an archive whose run failed is dropped and rebuilt.
+name and kept only when its run succeeded and processed a batch, and an archive whose run failed
+is dropped and rebuilt.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ENABLED_SETTING = "USERSTREAM_SPARK_CLASS_DATA_SHARING"
@@ -66,16 +68,25 @@ def archive_for(root: Path, spark_submit: str, jars: str,
     return archive_path(root, spark_submit, jars, java)
 
 
+@dataclass
+class DriverRun:
+    """The JVM option for one driver run; `keep_dump` False discards a dump the run makes (a run
+    that processed no batch loaded too few classes to be worth archiving)."""
+
+    option: str
+    keep_dump: bool = True
+
+
 @contextmanager
-def driver_class_data(archive: Path | None) -> Iterator[str]:
+def driver_class_data(archive: Path | None) -> Iterator[DriverRun]:
     """Yields the JVM option for a driver run that happens inside the block: map the archive, or
     dump one when there is none yet. Leaving the block normally means the run succeeded."""
     if archive is None:
-        yield ""
+        yield DriverRun("")
         return
     if archive.is_file():
         try:
-            yield f"-XX:SharedArchiveFile={archive}"
+            yield DriverRun(f"-XX:SharedArchiveFile={archive}")
         except BaseException:
             # Possibly the archive's fault (a damaged one stops the JVM at start): rebuild it.
             archive.unlink(missing_ok=True)
@@ -84,8 +95,9 @@ def driver_class_data(archive: Path | None) -> Iterator[str]:
     archive.parent.mkdir(parents=True, exist_ok=True)
     pending = archive.with_name(f"{archive.name}.{uuid.uuid4().hex[:8]}.pending")
     try:
-        yield f"-XX:ArchiveClassesAtExit={pending}"
-        if pending.is_file():
+        run = DriverRun(f"-XX:ArchiveClassesAtExit={pending}")
+        yield run
+        if run.keep_dump and pending.is_file():
             os.replace(pending, archive)
             # An archive of about 160 MB per runtime: the one just made replaces older ones.
             for older in archive.parent.glob(f"{ARCHIVE_PREFIX}*.jsa"):

@@ -71,11 +71,12 @@ def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
             self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                           config.keyspace, config.checkpoint)
             archive = SparkRuntime.from_env().class_data_archive()
-            with driver_class_data(archive) as option:
-                self.log.info("driver class-data archive: %s", _describe(option, archive))
-                self.conf = with_driver_options(self.conf, option)
+            with driver_class_data(archive) as driver:
+                self.log.info("driver class-data archive: %s", _describe(driver.option, archive))
+                self.conf = with_driver_options(self.conf, driver.option)
                 super().execute(context)
-            report = read_report(config.report)
+                report = read_report(config.report)
+                driver.keep_dump = report["batches"] > 0
             self.log.info("stream job report: %d messages, %d users upserted, %d dead letters, "
                           "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
                           report["rows_written"], report["dead_letters"], report["batches"],

@@ -47,22 +47,22 @@ def test_a_successful_first_run_keeps_its_dump_in_place_of_older_ones(tmp_path):
     archive.parent.mkdir()
     older = archive.parent / "spark-driver-old.jsa"
     older.write_bytes(b"an upgraded runtime's")
-    with driver_class_data(archive) as option:
-        assert option.startswith("-XX:ArchiveClassesAtExit=")
-        pending = Path(option.split("=", 1)[1])
+    with driver_class_data(archive) as driver:
+        assert driver.option.startswith("-XX:ArchiveClassesAtExit=")
+        pending = Path(driver.option.split("=", 1)[1])
         assert pending != archive and pending.parent == archive.parent
         pending.write_bytes(b"dump")  # what the JVM writes as it exits
     assert archive.read_bytes() == b"dump"
     assert not pending.exists() and not older.exists()
-    with driver_class_data(archive) as option:
-        assert option == f"-XX:SharedArchiveFile={archive}"
+    with driver_class_data(archive) as driver:
+        assert driver.option == f"-XX:SharedArchiveFile={archive}"
     assert archive.exists()
 
 
 def test_a_failed_run_keeps_no_dump_and_drops_the_archive_it_used(tmp_path):
     archive = tmp_path / "a.jsa"
-    with pytest.raises(RuntimeError), driver_class_data(archive) as option:
-        Path(option.split("=", 1)[1]).write_bytes(b"half a dump")
+    with pytest.raises(RuntimeError), driver_class_data(archive) as driver:
+        Path(driver.option.split("=", 1)[1]).write_bytes(b"half a dump")
         raise RuntimeError("spark-submit exited 1")
     assert list(tmp_path.iterdir()) == []
     archive.write_bytes(b"archive")
@@ -71,9 +71,17 @@ def test_a_failed_run_keeps_no_dump_and_drops_the_archive_it_used(tmp_path):
     assert not archive.exists()
 
 
+def test_a_run_that_processed_no_batch_keeps_no_dump(tmp_path):
+    archive = tmp_path / "a.jsa"
+    with driver_class_data(archive) as driver:
+        Path(driver.option.split("=", 1)[1]).write_bytes(b"a dump of start-up classes only")
+        driver.keep_dump = False
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_option_when_there_is_no_archive():
-    with driver_class_data(None) as option:
-        assert option == ""
+    with driver_class_data(None) as driver:
+        assert driver.option == ""
 
 
 def test_the_option_joins_the_drivers_jvm_options():
