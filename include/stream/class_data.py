@@ -2,7 +2,7 @@
 
 Each stream run starts a JVM that loads and verifies thousands of classes of Spark and its
 connectors before the first micro-batch. The first successful run dumps them into an archive
-(`-XX:ArchiveClassesAtExit`); later runs map it (`-XX:SharedArchiveFile`), which took 1.7 s
+(`-XX:ArchiveClassesAtExit`); later runs map it (`-XX:SharedArchiveFile`), which took 1.3-1.8 s
 instead of 3.1-3.8 s to the first batch and about 4 s less CPU in it (bench/stream_benchmark).
 
 The archive is named after what it depends on (spark-submit, the jars, the java binary), so an
