@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -99,12 +100,24 @@ def driver_class_data(archive: Path | None) -> Iterator[DriverRun]:
         yield run
         if run.keep_dump and pending.is_file():
             os.replace(pending, archive)
-            # An archive of about 160 MB per runtime: the one just made replaces older ones.
-            for older in archive.parent.glob(f"{ARCHIVE_PREFIX}*.jsa"):
-                if older != archive:
-                    older.unlink(missing_ok=True)
+            _remove_leftovers(archive)
     finally:
         pending.unlink(missing_ok=True)
+
+
+def _remove_leftovers(archive: Path, pending_age_s: float = 3600) -> None:
+    """An archive of about 160 MB per runtime: the one just made replaces older ones, and dumps
+    left by a task process that was killed outright (no cleanup ran) go after an hour."""
+    now = time.time()
+    for other in archive.parent.iterdir():
+        if other == archive or not other.name.startswith(ARCHIVE_PREFIX):
+            continue
+        try:
+            stale = other.suffix == ".jsa" or now - other.stat().st_mtime > pending_age_s
+            if stale:
+                other.unlink()
+        except FileNotFoundError:
+            pass
 
 
 def with_driver_options(conf: Mapping[str, str], option: str) -> dict[str, str]:

@@ -3,6 +3,8 @@ successful run's dump is kept (a damaged archive would stop the JVM at start).""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -47,13 +49,19 @@ def test_a_successful_first_run_keeps_its_dump_in_place_of_older_ones(tmp_path):
     archive.parent.mkdir()
     older = archive.parent / "spark-driver-old.jsa"
     older.write_bytes(b"an upgraded runtime's")
+    killed = archive.parent / "spark-driver-new.jsa.0badf00d.pending"
+    killed.write_bytes(b"left by a killed task")
+    os.utime(killed, (time.time() - 7200, time.time() - 7200))
+    running = archive.parent / "spark-driver-new.jsa.1badf00d.pending"
+    running.write_bytes(b"another run dumping now")
     with driver_class_data(archive) as driver:
         assert driver.option.startswith("-XX:ArchiveClassesAtExit=")
         pending = Path(driver.option.split("=", 1)[1])
         assert pending != archive and pending.parent == archive.parent
         pending.write_bytes(b"dump")  # what the JVM writes as it exits
     assert archive.read_bytes() == b"dump"
-    assert not pending.exists() and not older.exists()
+    assert not pending.exists() and not older.exists() and not killed.exists()
+    assert running.exists()
     with driver_class_data(archive) as driver:
         assert driver.option == f"-XX:SharedArchiveFile={archive}"
     assert archive.exists()
