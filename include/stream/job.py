@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from include import names
+from include.stream.class_data import archive_for, with_driver_options
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
@@ -99,8 +100,6 @@ class SparkRuntime:
                    python=os.environ.get("USERSTREAM_SPARK_PYTHON", "python3"))
 
     def class_data_archive(self, root: Path | None = None) -> Path | None:
-        from include.stream.class_data import archive_for
-
         return archive_for(root or checkpoint_root(), self.spark_submit, self.jars)
 
     def env(self) -> dict[str, str]:
@@ -110,8 +109,6 @@ class SparkRuntime:
     def command(self, master: str, config: StreamJobConfig,
                 extra_conf: dict[str, str] | None = None, driver_option: str = "") -> list[str]:
         """`driver_option`: added to the driver's JVM options (see include/stream/class_data)."""
-        from include.stream.class_data import with_driver_options
-
         command = [self.spark_submit, "--master", master, "--name", "userstream-stream-users"]
         if self.jars:
             command += ["--jars", self.jars]

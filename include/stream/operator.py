@@ -70,7 +70,7 @@ def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
             self.application_args = config.arguments()
             self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                           config.keyspace, config.checkpoint)
-            archive = SparkRuntime.from_env().class_data_archive()
+            archive = runtime.class_data_archive()
             with driver_class_data(archive) as driver:
                 self.log.info("driver class-data archive: %s", _describe(driver.option, archive))
                 self.conf = with_driver_options(self.conf, driver.option)
