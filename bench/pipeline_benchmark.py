@@ -281,8 +281,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--window-users", type=int, default=20_000)
-    parser.add_argument("--scheduled-windows", type=int, default=3)
-    parser.add_argument("--tutorial-users", type=int, default=5_000)
+    parser.add_argument("--scheduled-windows", type=int, default=3,
+                        help="0 skips the scheduled phase")
+    parser.add_argument("--tutorial-users", type=int, default=5_000,
+                        help="0 skips the tutorials' phase")
     parser.add_argument("--timeout-s", type=float, default=1800)
     args = parser.parse_args()
     ctx, _ = make_context(Settings.from_env())
@@ -296,16 +298,20 @@ def main() -> None:
         api.settle(*names.PIPELINE_DAG_IDS)
         bulk = bulk_phase(ctx, api, session, args.users, args.window_users, args.timeout_s)
         print(f"bulk: {json.dumps(asdict(bulk))}", flush=True)
-        scheduled = scheduled_phase(ctx, api, session, args.scheduled_windows, args.timeout_s)
-        print(f"scheduled: {json.dumps(asdict(scheduled))}", flush=True)
-        tutorial = tutorial_phase(ctx, session, args.tutorial_users)
+        scheduled = (scheduled_phase(ctx, api, session, args.scheduled_windows, args.timeout_s)
+                     if args.scheduled_windows else None)
+        print(f"scheduled: {json.dumps(asdict(scheduled) if scheduled else None)}", flush=True)
+        tutorial = (tutorial_phase(ctx, session, args.tutorial_users)
+                    if args.tutorial_users else None)
         print(f"tutorial: {json.dumps(tutorial)}", flush=True)
     finally:
         for dag_id in (INGEST, RELAY, STREAM):
             api.set_paused(dag_id, True)
         cluster.shutdown()
-    report = {"bulk": asdict(bulk), "scheduled": asdict(scheduled), "tutorial": tutorial,
-              "ratio_to_tutorial": round(bulk.users_per_s / max(tutorial["users_per_s"], 1), 1),
+    report = {"bulk": asdict(bulk), "scheduled": asdict(scheduled) if scheduled else None,
+              "tutorial": tutorial,
+              "ratio_to_tutorial": (round(bulk.users_per_s / max(tutorial["users_per_s"], 1), 1)
+                                    if tutorial else None),
               "args": vars(args), "finished": datetime.now(UTC).isoformat()}
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"pipeline-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
