@@ -36,16 +36,16 @@ lock:
 		-o requirements/runtime.lock
 
 up: venv
-	$(VENV_PY) -m include.local_mode up
+	$(VENV_PY) -m local_stack up
 
 down: venv
-	$(VENV_PY) -m include.local_mode down
+	$(VENV_PY) -m local_stack down
 
 status: venv
-	$(VENV_PY) -m include.local_mode status
+	$(VENV_PY) -m local_stack status
 
 clean: venv
-	$(VENV_PY) -m include.local_mode clean
+	$(VENV_PY) -m local_stack clean
 
 # Tests run offline: the bundled randomuser-compatible API is the source.
 test:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psutil
 
-from include.local_mode import processes
+from local_stack import processes
 
 
 def cpu_s(process: psutil.Process) -> float:

@@ -20,10 +20,10 @@ import psutil
 
 from bench.cpu import cpu_s, service_process
 from include.ingest.window import IngestWindow, ingest_window
-from include.local_mode.cli import make_context
-from include.local_mode.services import pg_connect
-from include.local_mode.settings import Settings
 from include.randomuser.client import RandomUserClient
+from local_stack.cli import make_context
+from local_stack.services import pg_connect
+from local_stack.settings import Settings
 
 
 def main() -> None:

@@ -41,13 +41,13 @@ from cassandra.concurrent import execute_concurrent_with_args
 from confluent_kafka import Producer
 
 from include import names
-from include.local_mode.cli import make_context
-from include.local_mode.services import Context, cassandra_session, pg_connect
-from include.local_mode.settings import PROJECT_ROOT, Settings
-from include.pipeline_status import count_rows
-from include.relay.kafka import ensure_topic
-from tests.helpers import AirflowApi
-from tests.stream_support import spark_runtime
+from include.provisioning import TopicSpec, ensure_topic
+from local_stack.airflow_api import AirflowApi
+from local_stack.cli import make_context
+from local_stack.services import Context, cassandra_session, pg_connect
+from local_stack.settings import PROJECT_ROOT, Settings
+from local_stack.stream_harness import spark_runtime
+from ops.pipeline_status import count_rows
 
 INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
 TUTORIAL_JOB = PROJECT_ROOT / "bench" / "tutorial_stream_job.py"
@@ -244,7 +244,7 @@ def tutorial_phase(ctx: Context, session, users: int) -> dict[str, Any]:
     for statement in filter(str.strip, cql.split(";")):
         session.execute(statement)
     session.execute(f"TRUNCATE {keyspace}.{table}")
-    ensure_topic({"bootstrap.servers": s.kafka_bootstrap}, topic, s.topic_partitions)
+    ensure_topic({"bootstrap.servers": s.kafka_bootstrap}, TopicSpec.from_env(topic))
     producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "acks": "1"})
     http = requests.Session()
     started = time.time()

@@ -23,14 +23,15 @@ from confluent_kafka import Producer
 from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include import names
 from include.ingest.window import IngestWindow, ingest_window
-from include.local_mode.cli import make_context
-from include.local_mode.services import pg_connect
-from include.local_mode.settings import Settings
+from include.provisioning import TopicSpec, ensure_topic
 from include.randomuser.client import RandomUserClient
 from include.relay.avro import encode, event_record, load_parsed_schema
-from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
+from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
+from local_stack.cli import make_context
+from local_stack.services import pg_connect
+from local_stack.settings import Settings
 
 
 def producer_performance(settings: Settings, topic: str, records: int, size: int) -> dict:
@@ -65,7 +66,7 @@ def main() -> None:
     scratch, topic, perf_topic = (f"bench-{kind}-{uuid.uuid4().hex[:6]}"
                                   for kind in ("scratch", "relay", "perf"))
     for name in (scratch, topic, perf_topic):
-        ensure_topic(admin, name, s.topic_partitions)
+        ensure_topic(admin, TopicSpec.from_env(name))
     with pg_connect(ctx, "userstream") as conn, pg_connect(ctx, "userstream") as spare, \
             pg_connect(ctx, "userstream") as another_spare:
         relay_pending(conn, producer, scratch, schema_id, schema)  # leave only our events

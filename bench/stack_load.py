@@ -19,11 +19,11 @@ from collections import Counter
 from pathlib import Path
 
 from include import names
-from include.local_mode import processes
-from include.local_mode.cli import make_context
-from include.local_mode.services import active_services
-from include.local_mode.settings import Settings
-from tests.helpers import AirflowApi
+from local_stack import processes
+from local_stack.airflow_api import AirflowApi
+from local_stack.cli import make_context
+from local_stack.services import active_services
+from local_stack.settings import Settings
 
 DAG_IDS = names.PIPELINE_DAG_IDS
 SPARK_JOB = "spark job"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from include.local_mode import processes
-from include.local_mode.services import active_services
-from include.local_mode.settings import Settings
+from local_stack import processes
+from local_stack.services import active_services
+from local_stack.settings import Settings
 
 
 def _kib(pid: int, field: str) -> int:

@@ -30,11 +30,12 @@ from cassandra.query import SimpleStatement
 
 from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include import cql
-from include.local_mode.cli import make_context
-from include.local_mode.services import cassandra_session
-from include.local_mode.settings import Settings
+from include.provisioning import apply_cql
 from include.stream.class_data import driver_class_data
-from tests.stream_support import (
+from local_stack.cli import make_context
+from local_stack.services import cassandra_session
+from local_stack.settings import Settings
+from local_stack.stream_harness import (
     job_config,
     job_report,
     produce_users,
@@ -133,7 +134,7 @@ def main() -> None:
     topic = f"bench-stream-{uuid.uuid4().hex[:6]}"
     cassandra_process = service_process(s.run_dir, "cassandra", "make up")
     cluster, session = cassandra_session(s, timeout=60)
-    cql.apply(session, keyspace)
+    apply_cql(session, keyspace)
     statements = [st for st in cql.statements(keyspace) if f"{keyspace}.users (" in st]
     session.execute(statements[0].replace(f"{keyspace}.users (", f"{keyspace}.users_baseline ("),
                     timeout=60)

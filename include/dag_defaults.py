@@ -25,3 +25,18 @@ def on_asset_with_safety_net(asset: Any, cron: str) -> Any:
 
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"),
                                assets=asset)
+
+
+# Each hop's defaults, read by its DAG file at parse time and by the hop's code when it runs; kept
+# here because the hop modules import their drivers (psycopg, confluent_kafka), which DAG parsing
+# must not load.
+USERS_PER_WINDOW = 500
+RELAY_BATCH_SIZE = 5000
+# Micro-batches of at most 50,000 messages: a backlog lands in steps (rows readable sooner, the
+# driver's 1g holds a batch) at a few seconds of fixed cost per batch.
+STREAM_MAX_OFFSETS_PER_TRIGGER = 50_000
+# The DAG's job stays up while messages keep coming, so one Spark start-up (10-30 s on 2 cores)
+# serves many relay runs; it ends once idle, so every DAG run finishes and emits its asset.
+STREAM_TRIGGER_INTERVAL = "5 seconds"
+STREAM_STOP_WHEN_IDLE_S = 30
+STREAM_MAX_RUN_S = 600

@@ -35,7 +35,7 @@ from typing import Any
 
 log = logging.getLogger("userstream.stream_users")
 
-DEFAULT_SCHEMA = Path(__file__).resolve().parents[1] / "include" / "schemas" / "user_created.avsc"
+READER_SCHEMA = Path(__file__).resolve().parents[1] / "include" / "schemas" / "user_created.avsc"
 
 AVRO_TO_CQL = {"string": "text", "int": "int", "long": "bigint", "double": "double",
                "float": "float", "boolean": "boolean", "bytes": "blob"}
@@ -126,23 +126,22 @@ def _union(frames: list):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Every setting is required: the launcher (`include/stream/job.py`, `StreamJobConfig`)
+    holds the one set of defaults, so the job cannot run on others of its own."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap-servers", required=True)
-    parser.add_argument("--topic", default="users_created")
-    parser.add_argument("--registry-url", required=True)
-    parser.add_argument("--cassandra-host", required=True)
-    parser.add_argument("--cassandra-port", type=int, default=9042)
-    parser.add_argument("--keyspace", default="userstream")
+    for flag in ("--bootstrap-servers", "--topic", "--registry-url", "--cassandra-host",
+                 "--keyspace", "--interval"):
+        parser.add_argument(flag, required=True)
+    parser.add_argument("--cassandra-port", type=int, required=True)
     parser.add_argument("--checkpoint", required=True, help="durable folder for the offsets")
-    parser.add_argument("--reader-schema", default=str(DEFAULT_SCHEMA))
-    parser.add_argument("--trigger", choices=["available-now", "processing-time"],
-                        default="available-now")
-    parser.add_argument("--interval", default="10 seconds", help="for --trigger processing-time")
-    parser.add_argument("--stop-when-idle-s", type=float, default=0.0,
+    parser.add_argument("--trigger", choices=["available-now", "processing-time"], required=True)
+    parser.add_argument("--max-offsets-per-trigger", type=int, required=True)
+    parser.add_argument("--stop-when-idle-s", type=float, required=True,
                         help="processing-time: stop once no message came for this long (0: never)")
-    parser.add_argument("--max-run-s", type=float, default=0.0,
+    parser.add_argument("--max-run-s", type=float, required=True,
                         help="processing-time: stop after this long in any case (0: never)")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000)
+    parser.add_argument("--reader-schema", default=str(READER_SCHEMA),
+                        help="the pipeline's .avsc unless a test gives another")
     parser.add_argument("--starting-offsets", default="earliest",
                         help="only used on a fresh checkpoint")
     parser.add_argument("--report", help="write the run's JSON report here")

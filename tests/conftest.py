@@ -7,9 +7,9 @@ import os
 
 import pytest
 
-from include.local_mode.cli import make_context
-from include.local_mode.services import Context, Unhealthy, active_services
-from include.local_mode.settings import Settings
+from local_stack.cli import make_context
+from local_stack.services import Context, Unhealthy, active_services
+from local_stack.settings import Settings
 
 
 def pytest_collection_modifyitems(config, items):

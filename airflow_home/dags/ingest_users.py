@@ -9,8 +9,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from include import names
 from include.assets import STAGED_USER_EVENTS
-from include.dag_defaults import hop_default_args
-from include.ingest.window import DEFAULT_USERS_PER_WINDOW
+from include.dag_defaults import USERS_PER_WINDOW, hop_default_args
 
 DAG_ID = names.INGEST_DAG_ID
 
@@ -25,7 +24,7 @@ DAG_ID = names.INGEST_DAG_ID
     max_active_runs=2,
     default_args=hop_default_args(retries=3, execution_timeout=timedelta(minutes=15)),
     params={
-        "users": Param(DEFAULT_USERS_PER_WINDOW, type="integer", minimum=1, maximum=1_000_000),
+        "users": Param(USERS_PER_WINDOW, type="integer", minimum=1, maximum=1_000_000),
         "nat": Param("", type="string", description="comma list of nationalities; empty = all"),
     },
     tags=["userstream", "ingest"],

@@ -12,8 +12,7 @@ from airflow.sdk import dag, task
 
 from include import names
 from include.assets import STAGED_USER_EVENTS, USERS_TOPIC
-from include.dag_defaults import hop_default_args, on_asset_with_safety_net
-from include.relay.outbox import DEFAULT_BATCH_SIZE
+from include.dag_defaults import RELAY_BATCH_SIZE, hop_default_args, on_asset_with_safety_net
 
 
 @dag(
@@ -33,7 +32,7 @@ def relay_user_events():
 
         from include.relay.task import run_relay
 
-        stats = run_relay(batch_size=DEFAULT_BATCH_SIZE)
+        stats = run_relay(batch_size=RELAY_BATCH_SIZE)
         if stats.sent == 0:
             raise AirflowSkipException("the outbox had no unpublished event")
         outlet_events[USERS_TOPIC].extra = stats.as_extra()

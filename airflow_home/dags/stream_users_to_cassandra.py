@@ -15,15 +15,15 @@ from airflow.sdk import Param, dag, task
 
 from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
-from include.dag_defaults import hop_default_args, on_asset_with_safety_net
-from include.stream.alerts import WebhookAlert
-from include.stream.job import (
-    DEFAULT_MAX_OFFSETS_PER_TRIGGER,
-    DEFAULT_MAX_RUN_S,
-    DEFAULT_STOP_WHEN_IDLE_S,
+from include.dag_defaults import (
+    STREAM_MAX_RUN_S,
+    STREAM_STOP_WHEN_IDLE_S,
+    hop_default_args,
+    on_asset_with_safety_net,
 )
-from include.stream.operator import make_stream_operator
-from include.stream.verify import make_landed_users_sensor
+from include.stream.alerts import WebhookAlert
+from include.stream.operator import StreamUsersOperator
+from include.stream.verify import LandedUsersSensor
 
 STREAM_TASK_ID = "run_stream_job"
 
@@ -43,10 +43,10 @@ STREAM_TASK_ID = "run_stream_job"
                                    description="how long the sensor waits for sampled users"),
         "verify_user_ids": Param([], type="array",
                                  description="user_ids to verify instead of the sampled ones"),
-        "stop_when_idle_s": Param(DEFAULT_STOP_WHEN_IDLE_S, type="number", minimum=0,
+        "stop_when_idle_s": Param(STREAM_STOP_WHEN_IDLE_S, type="number", minimum=0,
                                   description="the Spark query ends once no message came for "
                                               "this long (0: drain what is there and end)"),
-        "max_run_s": Param(DEFAULT_MAX_RUN_S, type="number", minimum=0,
+        "max_run_s": Param(STREAM_MAX_RUN_S, type="number", minimum=0,
                            description="the Spark query ends after this long in any case"),
     },
     tags=["userstream", "stream"],
@@ -55,14 +55,13 @@ STREAM_TASK_ID = "run_stream_job"
 def stream_users_to_cassandra():
     @task
     def ensure_cassandra_tables():
-        from include import cql
+        from include.provisioning import apply_cql_with_hook
 
-        return cql.apply_with_hook(names.CASSANDRA_CONN_ID)
+        return apply_cql_with_hook(names.CASSANDRA_CONN_ID)
 
-    run_stream_job = make_stream_operator(
-        task_id=STREAM_TASK_ID, max_offsets_per_trigger=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
+    run_stream_job = StreamUsersOperator(task_id=STREAM_TASK_ID)
 
-    verify_landed = make_landed_users_sensor(
+    verify_landed = LandedUsersSensor(
         task_id="verify_landed",
         table=f"{names.CASSANDRA_KEYSPACE}.users",
         report_task_id=STREAM_TASK_ID,

@@ -22,12 +22,12 @@ import psycopg
 from psycopg.copy import Copy, FileWriter
 
 from include import sql
+from include.dag_defaults import USERS_PER_WINDOW
 from include.randomuser.client import Page, RandomUserClient
 from include.randomuser.normalize import STAGED_COLUMNS, InvalidUser, StagedUser, normalize_user
 
 log = logging.getLogger(__name__)
 
-DEFAULT_USERS_PER_WINDOW = 500
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ class WindowWriter:
 
 
 def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.Connection,
-                  users_per_window: int = DEFAULT_USERS_PER_WINDOW,
+                  users_per_window: int = USERS_PER_WINDOW,
                   nat: str | None = None) -> IngestResult:
     """Fetches, normalises and stages the window page by page inside one transaction (raw pages,
     users, rejects, outbox events): a failure anywhere leaves nothing of the window behind."""

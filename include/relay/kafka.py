@@ -1,8 +1,13 @@
-"""Kafka settings of the relay: an idempotent, acks=all, compressed producer, and the topic."""
+"""The relay's Kafka producer: the provider's hook, with an idempotent, acks=all, compressed
+producer on top of the connection's settings (bootstrap servers, security)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
+
+from include import names
 
 PRODUCER_SETTINGS: dict[str, Any] = {
     "enable.idempotence": True,
@@ -15,20 +20,14 @@ PRODUCER_SETTINGS: dict[str, Any] = {
 }
 
 
-def ensure_topic(admin_config: dict[str, Any], topic: str, partitions: int,
-                 replication_factor: int = 1) -> bool:
-    """Creates the topic if it is missing; True when it was created now."""
-    from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+class RelayProducerHook(KafkaProducerHook):
+    """The connection's client settings with the relay's delivery guarantees on top."""
 
-    admin = AdminClient(admin_config)
-    if topic in admin.list_topics(timeout=15).topics:
-        return False
-    future = admin.create_topics([NewTopic(topic, partitions, replication_factor)])[topic]
-    try:
-        future.result(30)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise
-        return False
-    return True
+    def __init__(self, kafka_config_id: str = names.KAFKA_CONN_ID) -> None:
+        super().__init__(kafka_config_id=kafka_config_id)
+
+    def get_producer(self) -> Any:
+        from confluent_kafka import Producer
+
+        return Producer({**self.get_connection(self.kafka_config_id).extra_dejson,
+                         **PRODUCER_SETTINGS})

@@ -25,12 +25,10 @@ import psycopg
 from psycopg.types.string import ByteaBinaryLoader
 
 from include import sql
+from include.dag_defaults import RELAY_BATCH_SIZE
 from include.relay.encoding import EncodedBatch, EventEncoder
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BATCH_SIZE = 5000
-
 
 class RelayError(RuntimeError):
     """The batch was not acknowledged; nothing of it was marked published."""
@@ -190,7 +188,7 @@ def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
 
 
 def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, schema_id: int,
-                  parsed_schema: dict[str, Any], batch_size: int = DEFAULT_BATCH_SIZE,
+                  parsed_schema: dict[str, Any], batch_size: int = RELAY_BATCH_SIZE,
                   max_batches: int | None = None,
                   spare_conns: Sequence[psycopg.Connection] = (),
                   flush_timeout_s: float = 60.0) -> RelayStats:

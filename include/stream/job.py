@@ -12,19 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from include import names
+from include.dag_defaults import STREAM_MAX_OFFSETS_PER_TRIGGER, STREAM_TRIGGER_INTERVAL
 from include.stream.class_data import archive_for, with_driver_options
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
 CHECKPOINT_NAME = "stream_users"
-# Micro-batches of at most 50,000 messages: a backlog lands in steps (rows readable sooner,
-# the driver's 1g holds a batch) at a few seconds of fixed cost per batch.
-DEFAULT_MAX_OFFSETS_PER_TRIGGER = 50_000
-# The DAG's job stays up while messages keep coming, so one Spark start-up (10-30 s on 2 cores)
-# serves many relay runs; it ends once idle, so every DAG run finishes and emits its asset.
-DEFAULT_TRIGGER_INTERVAL = "5 seconds"
-DEFAULT_STOP_WHEN_IDLE_S = 30
-DEFAULT_MAX_RUN_S = 600
 
 # Sized for the 2-core local stack; a cluster overrides them through the operator's `conf`.
 SPARK_CONF: dict[str, str] = {
@@ -65,21 +58,21 @@ class StreamJobConfig:
     topic: str = names.USERS_TOPIC
     keyspace: str = names.CASSANDRA_KEYSPACE
     trigger: str = "available-now"
-    max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
-    interval: str = DEFAULT_TRIGGER_INTERVAL
+    max_offsets_per_trigger: int = STREAM_MAX_OFFSETS_PER_TRIGGER
+    interval: str = STREAM_TRIGGER_INTERVAL
     stop_when_idle_s: float = 0.0
     max_run_s: float = 0.0
     report: Path | None = None
 
     def arguments(self) -> list[str]:
+        """Every flag of `spark/stream_users.py`, which has no defaults of its own for them."""
         args = ["--bootstrap-servers", self.bootstrap_servers, "--topic", self.topic,
                 "--registry-url", self.registry_url, "--cassandra-host", self.cassandra_host,
                 "--cassandra-port", str(self.cassandra_port), "--keyspace", self.keyspace,
                 "--checkpoint", str(self.checkpoint), "--trigger", self.trigger,
-                "--max-offsets-per-trigger", str(self.max_offsets_per_trigger)]
-        if self.trigger == "processing-time":
-            args += ["--interval", self.interval, "--stop-when-idle-s", str(self.stop_when_idle_s),
-                     "--max-run-s", str(self.max_run_s)]
+                "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
+                "--interval", self.interval, "--stop-when-idle-s", str(self.stop_when_idle_s),
+                "--max-run-s", str(self.max_run_s)]
         if self.report is not None:
             args += ["--report", str(self.report)]
         return args

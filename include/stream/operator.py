@@ -1,17 +1,24 @@
-"""The Airflow side of the stream hop: submit `spark/stream_users.py` with the provider's
-SparkSubmitOperator, with every endpoint resolved from the connections when the task runs."""
+"""The Airflow side of the stream hop: `StreamUsersOperator` submits `spark/stream_users.py` with
+the Spark provider's SparkSubmitOperator, every endpoint resolved from the connections when the
+task runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+
 from include import names
+from include.connections import cassandra_endpoint, kafka_config, registry_url
+from include.dag_defaults import (
+    STREAM_MAX_OFFSETS_PER_TRIGGER,
+    STREAM_MAX_RUN_S,
+    STREAM_STOP_WHEN_IDLE_S,
+)
 from include.stream.class_data import ENABLED_SETTING, driver_class_data, with_driver_options
 from include.stream.job import (
     CHECKPOINT_NAME,
-    DEFAULT_MAX_RUN_S,
-    DEFAULT_STOP_WHEN_IDLE_S,
     STREAM_JOB,
     SparkRuntime,
     StreamJobConfig,
@@ -22,23 +29,11 @@ from include.stream.job import (
 )
 
 
-def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int]:
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    return (conn.host or "127.0.0.1"), int(conn.port or 9042)
-
-
 def stream_job_config(run_id: str, try_number: int, **overrides: Any) -> StreamJobConfig:
-    from airflow.sdk import BaseHook
-
-    from include.relay.task import registry_url
-
-    kafka = BaseHook.get_connection(names.KAFKA_CONN_ID).extra_dejson
     host, port = cassandra_endpoint()
     return StreamJobConfig(
-        bootstrap_servers=kafka["bootstrap.servers"], registry_url=registry_url(),
-        cassandra_host=host.split(",")[0], cassandra_port=port,
+        bootstrap_servers=kafka_config()["bootstrap.servers"], registry_url=registry_url(),
+        cassandra_host=host, cassandra_port=port,
         checkpoint=checkpoint_root() / CHECKPOINT_NAME,
         report=report_path(run_id, try_number), **overrides)
 
@@ -50,47 +45,41 @@ def _describe(option: str, archive: Path | None) -> str:
     return f"{verb} {archive}"
 
 
-def make_stream_operator(*, max_offsets_per_trigger: int, **kwargs: Any):
-    """A SparkSubmitOperator for the stream job (built lazily: the provider imports are heavy).
+class StreamUsersOperator(SparkSubmitOperator):
+    """Runs the stream job as a processing-time query that stops once no message came for the
+    run's `stop_when_idle_s` param (or after `max_run_s`); with 0 it drains the topic and ends.
+    Returns the job's report (messages, rows, dead letters, end offsets, timings)."""
 
-    The job runs a processing-time query that stops once no message came for the run's
-    `stop_when_idle_s` param (or after `max_run_s`); with 0 it drains the topic and ends."""
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+    def __init__(self, *, max_offsets_per_trigger: int = STREAM_MAX_OFFSETS_PER_TRIGGER,
+                 runtime: SparkRuntime | None = None, **kwargs: Any) -> None:
+        runtime = runtime or SparkRuntime.from_env()
+        super().__init__(application=str(STREAM_JOB), conn_id=names.SPARK_CONN_ID,
+                         spark_binary=runtime.spark_submit, jars=runtime.jars or None,
+                         conf=spark_conf(), env_vars=runtime.env(),
+                         name="userstream-stream-users", **kwargs)
+        self.runtime = runtime
+        self.max_offsets_per_trigger = max_offsets_per_trigger
 
-    class StreamUsersOperator(SparkSubmitOperator):
-        def execute(self, context: Any) -> dict[str, Any]:
-            ti = context["ti"]
-            params = context.get("params") or {}
-            idle_s = float(params.get("stop_when_idle_s", DEFAULT_STOP_WHEN_IDLE_S))
-            config = stream_job_config(
-                ti.run_id, ti.try_number, max_offsets_per_trigger=max_offsets_per_trigger,
-                trigger="processing-time" if idle_s > 0 else "available-now",
-                stop_when_idle_s=idle_s,
-                max_run_s=float(params.get("max_run_s", DEFAULT_MAX_RUN_S)))
-            self.application_args = config.arguments()
-            self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
-                          config.keyspace, config.checkpoint)
-            archive = runtime.class_data_archive()
-            with driver_class_data(archive) as driver:
-                self.log.info("driver class-data archive: %s", _describe(driver.option, archive))
-                self.conf = with_driver_options(self.conf, driver.option)
-                super().execute(context)
-                report = read_report(config.report)
-                driver.keep_dump = report["batches"] > 0
-            self.log.info("stream job report: %d messages, %d users upserted, %d dead letters, "
-                          "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
-                          report["rows_written"], report["dead_letters"], report["batches"],
-                          report["startup_seconds"], report["total_seconds"])
-            return report
-
-    runtime = SparkRuntime.from_env()
-    return StreamUsersOperator(
-        application=str(STREAM_JOB),
-        conn_id=names.SPARK_CONN_ID,
-        spark_binary=runtime.spark_submit,
-        jars=runtime.jars or None,
-        conf=spark_conf(),
-        env_vars=runtime.env(),
-        name="userstream-stream-users",
-        **kwargs,
-    )
+    def execute(self, context: Any) -> dict[str, Any]:
+        ti = context["ti"]
+        params = context.get("params") or {}
+        idle_s = float(params.get("stop_when_idle_s", STREAM_STOP_WHEN_IDLE_S))
+        config = stream_job_config(
+            ti.run_id, ti.try_number, max_offsets_per_trigger=self.max_offsets_per_trigger,
+            trigger="processing-time" if idle_s > 0 else "available-now",
+            stop_when_idle_s=idle_s, max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
+        self.application_args = config.arguments()
+        self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
+                      config.keyspace, config.checkpoint)
+        archive = self.runtime.class_data_archive()
+        with driver_class_data(archive) as driver:
+            self.log.info("driver class-data archive: %s", _describe(driver.option, archive))
+            self.conf = with_driver_options(self.conf, driver.option)
+            super().execute(context)
+            report = read_report(config.report)
+            driver.keep_dump = report["batches"] > 0
+        self.log.info("stream job report: %d messages, %d users upserted, %d dead letters, "
+                      "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
+                      report["rows_written"], report["dead_letters"], report["batches"],
+                      report["startup_seconds"], report["total_seconds"])
+        return report

@@ -1,7 +1,8 @@
 """Proof that the stream hop landed: the user_ids sampled upstream are readable in Cassandra.
 
 The provider's `CassandraRecordSensor` checks one key and reports an unreachable Cassandra as
-"record not found". `LandedUsersSensor` checks every sampled key in one query and probes
+"record not found" (and importing it loads the Cassandra driver, which DAG parsing must not).
+`LandedUsersSensor` checks every sampled key in one query and probes
 reachability first, so a timeout says which went wrong (`problem`: unreachable, a look-up that
 kept failing, or records missing), and the alert names the keys that are missing. A look-up that
 fails (a read timeout on a busy node) is poked again, not taken as the answer.
@@ -13,6 +14,8 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from airflow.sdk import BaseSensorOperator
 
 from include import names
 from include.assets import USERS_TOPIC
@@ -77,62 +80,65 @@ def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]
     return [u for u in user_ids if u not in found]
 
 
-def make_landed_users_sensor(**kwargs: Any):
-    """Built lazily so importing this module does not import the provider (unit tests)."""
-    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
-    from airflow.providers.apache.cassandra.sensors.record import CassandraRecordSensor
+class LandedUsersSensor(BaseSensorOperator):
+    """Pokes until every sampled user_id of the run has a row in `table` (keyspace.table).
+    After a failure, `problem`, `problem_detail`, `missing` and `checked` say what went wrong
+    (the alert reads them)."""
 
-    class LandedUsersSensor(CassandraRecordSensor):
-        def __init__(self, *, table: str, report_task_id: str | None = None,
-                     cassandra_conn_id: str = names.CASSANDRA_CONN_ID, **kw: Any):
-            super().__init__(keys={}, table=table, cassandra_conn_id=cassandra_conn_id, **kw)
-            self.report_task_id = report_task_id
-            self.problem: str | None = None
-            self.problem_detail = ""
-            self.missing: list[str] = []
-            self.checked: list[str] = []
+    template_fields = ("table",)
 
-        def execute(self, context: Any) -> Any:
-            timeout = (context.get("params") or {}).get("landing_timeout_s")
-            if timeout:
-                self.timeout = float(timeout)
-            return super().execute(context)
+    def __init__(self, *, table: str, report_task_id: str | None = None,
+                 cassandra_conn_id: str = names.CASSANDRA_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.table = table
+        self.report_task_id = report_task_id
+        self.cassandra_conn_id = cassandra_conn_id
+        self.problem: str | None = None
+        self.problem_detail = ""
+        self.missing: list[str] = []
+        self.checked: list[str] = []
 
-        def poke(self, context: Any) -> bool:
-            self.checked = sampled_user_ids(context, self.report_task_id)
-            if not self.checked:
-                self.log.info("no sampled user_id to verify in this run")
-                return True
-            hook = CassandraHook(self.cassandra_conn_id)
-            try:
-                try:
-                    session = hook.get_conn()
-                    session.execute("SELECT release_version FROM system.local", timeout=10)
-                except Exception as exc:  # any driver error here means "cannot reach"
-                    contact = ",".join(str(p) for p in hook.cluster.contact_points)
-                    return self._poke_again(CASSANDRA_UNREACHABLE,
-                                            f"Cassandra at {contact} is unreachable: {exc}")
-                try:
-                    self.missing = missing_user_ids(session, self.table, self.checked)
-                except Exception as exc:  # a busy node's read timeout is not a verdict
-                    return self._poke_again(RECORDS_UNCHECKED,
-                                            f"looking up the sampled user_ids failed: {exc}")
-            finally:
-                hook.shutdown_cluster()
-            if self.missing:
-                self.problem = RECORDS_MISSING
-                self.problem_detail = (f"{len(self.missing)} of {len(self.checked)} sampled "
-                                       f"user_ids are not in {self.table}")
-                self.log.warning("%s: %s", self.problem_detail, self.missing[:10])
-                return False
-            self.problem = None
-            self.log.info("all %d sampled user_ids are in %s", len(self.checked), self.table)
+    def execute(self, context: Any) -> Any:
+        timeout = (context.get("params") or {}).get("landing_timeout_s")
+        if timeout:
+            self.timeout = float(timeout)
+        return super().execute(context)
+
+    def poke(self, context: Any) -> bool:
+        from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
+        self.checked = sampled_user_ids(context, self.report_task_id)
+        if not self.checked:
+            self.log.info("no sampled user_id to verify in this run")
             return True
-
-        def _poke_again(self, problem: str, detail: str) -> bool:
-            self.problem, self.problem_detail = problem, detail
-            self.missing = list(self.checked)
-            self.log.warning("%s (will check again until the timeout)", detail)
+        hook = CassandraHook(self.cassandra_conn_id)
+        try:
+            try:
+                session = hook.get_conn()
+                session.execute("SELECT release_version FROM system.local", timeout=10)
+            except Exception as exc:  # any driver error here means "cannot reach"
+                contact = ",".join(str(p) for p in hook.cluster.contact_points)
+                return self._poke_again(CASSANDRA_UNREACHABLE,
+                                        f"Cassandra at {contact} is unreachable: {exc}")
+            try:
+                self.missing = missing_user_ids(session, self.table, self.checked)
+            except Exception as exc:  # a busy node's read timeout is not a verdict
+                return self._poke_again(RECORDS_UNCHECKED,
+                                        f"looking up the sampled user_ids failed: {exc}")
+        finally:
+            hook.shutdown_cluster()
+        if self.missing:
+            self.problem = RECORDS_MISSING
+            self.problem_detail = (f"{len(self.missing)} of {len(self.checked)} sampled "
+                                   f"user_ids are not in {self.table}")
+            self.log.warning("%s: %s", self.problem_detail, self.missing[:10])
             return False
+        self.problem = None
+        self.log.info("all %d sampled user_ids are in %s", len(self.checked), self.table)
+        return True
 
-    return LandedUsersSensor(**kwargs)
+    def _poke_again(self, problem: str, detail: str) -> bool:
+        self.problem, self.problem_detail = problem, detail
+        self.missing = list(self.checked)
+        self.log.warning("%s (will check again until the timeout)", detail)
+        return False

@@ -18,8 +18,8 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from include import names
 from include.assets import CASSANDRA_USERS, STAGED_USER_EVENTS, USERS_TOPIC
-from include.local_mode.services import AIRFLOW_ADMIN_USER
-from tests.helpers import AirflowApi
+from local_stack.airflow_api import AirflowApi
+from local_stack.services import AIRFLOW_ADMIN_USER
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS

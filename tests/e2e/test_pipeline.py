@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from include import names
 from include.assets import CASSANDRA_USERS, STAGED_USER_EVENTS, USERS_TOPIC
 from include.ingest.window import IngestWindow
-from include.local_mode.services import cassandra_session, pg_connect
 from include.stream.verify import rows_by_user_ids
-from tests.helpers import AirflowApi, airflow_cli
+from local_stack.airflow_api import AirflowApi, airflow_cli
+from local_stack.services import cassandra_session, pg_connect
 
 PIPELINE = names.PIPELINE_DAG_IDS
 INGEST, RELAY, STREAM = PIPELINE

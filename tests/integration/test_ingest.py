@@ -15,11 +15,11 @@ import orjson
 import pytest
 
 from include.ingest.window import IngestWindow, incoming_row, ingest_window
-from include.local_mode.services import pg_connect
-from include.local_mode.settings import PROJECT_ROOT
 from include.randomuser.client import RandomUserClient, RandomUserError, RetryPolicy
 from include.randomuser.normalize import STAGED_COLUMNS, normalize_user
-from tests.helpers import set_faults
+from local_stack.randomuser_api import set_faults
+from local_stack.services import pg_connect
+from local_stack.settings import PROJECT_ROOT
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FAST_RETRIES = RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=0.5, max_total_s=30)
@@ -56,10 +56,10 @@ def _window_counts(conn, window: IngestWindow) -> dict[str, int]:
 
 @pytest.fixture
 def conn(stack):
-    set_faults(stack)
+    set_faults(stack.settings.randomuser_url)
     with pg_connect(stack, "userstream") as connection:
         yield connection
-    set_faults(stack)
+    set_faults(stack.settings.randomuser_url)
 
 
 def test_window_stages_users_and_outbox_events_once(conn):
@@ -128,7 +128,7 @@ def test_paged_window_uses_one_seed(conn):
 
 @pytest.mark.parametrize("mode", ["rate_limit", "server_error", "html", "malformed", "empty"])
 def test_transient_fault_is_retried_then_succeeds(stack, conn, mode):
-    set_faults(stack, mode=mode, count=2, retry_after=1)
+    set_faults(stack.settings.randomuser_url, mode=mode, count=2, retry_after=1)
     window = _window()
     started = time.monotonic()
     result = ingest_window(window, _client(), conn, users_per_window=50)
@@ -142,7 +142,7 @@ def test_transient_fault_is_retried_then_succeeds(stack, conn, mode):
     ("malformed", "not JSON"), ("empty", "empty 'results'"),
 ])
 def test_persistent_fault_fails_naming_the_problem(stack, conn, mode, message):
-    set_faults(stack, mode=mode, count=10, retry_after=0)
+    set_faults(stack.settings.randomuser_url, mode=mode, count=10, retry_after=0)
     window = _window()
     with pytest.raises(RandomUserError, match=message):
         ingest_window(window, _client(), conn, users_per_window=50)
@@ -151,7 +151,7 @@ def test_persistent_fault_fails_naming_the_problem(stack, conn, mode, message):
 
 
 def test_bad_records_are_quarantined_and_good_ones_kept(stack, conn):
-    set_faults(stack, mode="bad_records", count=1, records=5)
+    set_faults(stack.settings.randomuser_url, mode="bad_records", count=1, records=5)
     window = _window()
     result = ingest_window(window, _client(), conn, users_per_window=100)
     assert (result.fetched, result.rejected, result.inserted) == (100, 5, 95)
@@ -169,9 +169,9 @@ import sys
 from datetime import datetime
 from airflow.providers.http.hooks.http import HttpHook
 from include.ingest.window import IngestWindow, ingest_window
-from include.local_mode.cli import make_context
-from include.local_mode.services import pg_connect
-from include.local_mode.settings import Settings
+from local_stack.cli import make_context
+from local_stack.services import pg_connect
+from local_stack.settings import Settings
 from include.randomuser.client import RandomUserClient
 ctx, _ = make_context(Settings.from_env())
 window = IngestWindow(sys.argv[1], datetime.fromisoformat(sys.argv[2]),

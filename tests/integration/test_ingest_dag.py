@@ -8,9 +8,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from include import names
-from include.ingest.window import DEFAULT_USERS_PER_WINDOW, IngestWindow
-from include.local_mode.services import pg_connect
-from tests.helpers import AirflowApi, airflow_cli
+from include.dag_defaults import USERS_PER_WINDOW
+from include.ingest.window import IngestWindow
+from local_stack.airflow_api import AirflowApi, airflow_cli
+from local_stack.services import pg_connect
 
 DAG_ID = names.INGEST_DAG_ID
 
@@ -68,7 +69,7 @@ def test_backfill_three_windows_then_reprocess_changes_nothing(stack):
         first = _snapshot(stack, windows)
         assert len(first) == 3
         for user_ids, users, _, events in first.values():
-            assert len(user_ids) == users == events == DEFAULT_USERS_PER_WINDOW
+            assert len(user_ids) == users == events == USERS_PER_WINDOW
 
         runs = _backfill(stack, api, start, end, "--reprocess-behavior", "completed")
         assert sorted(r["state"] for r in runs) == ["success"] * 3
@@ -78,7 +79,7 @@ def test_backfill_three_windows_then_reprocess_changes_nothing(stack):
         facts = [e["extra"] for e in events
                  if e["extra"].get("seed") in {w.seed for w in windows}]
         assert len(facts) == 6
-        assert {f["new_events"] for f in facts} == {DEFAULT_USERS_PER_WINDOW, 0}
-        assert all(f["fetched"] == DEFAULT_USERS_PER_WINDOW and f["rejected"] == 0 for f in facts)
+        assert {f["new_events"] for f in facts} == {USERS_PER_WINDOW, 0}
+        assert all(f["fetched"] == USERS_PER_WINDOW and f["rejected"] == 0 for f in facts)
     finally:
         api.set_paused(DAG_ID, True)

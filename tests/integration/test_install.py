@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from include.local_mode.settings import PROJECT_ROOT
+from local_stack.settings import PROJECT_ROOT
 
 AIRFLOW_SIDE_MODULES = ["airflow.sdk.execution_time.task_runner",
                         "airflow.providers.apache.spark.operators.spark_submit",

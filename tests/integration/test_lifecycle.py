@@ -10,17 +10,17 @@ import time
 
 import pytest
 
-from include.local_mode import processes
-from include.local_mode.cli import StartupError, _wait_healthy
-from include.local_mode.services import Service, Unhealthy, active_services
-from include.local_mode.settings import PROJECT_ROOT
+from local_stack import processes
+from local_stack.cli import StartupError, wait_healthy
+from local_stack.services import Service, Unhealthy, active_services
+from local_stack.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.lifecycle
 
 
 def _local_mode(command: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "include.local_mode", command],
+    result = subprocess.run([sys.executable, "-m", "local_stack", command],
                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
     return result, time.monotonic() - started
 
@@ -54,7 +54,7 @@ def test_a_service_that_dies_fails_startup_with_its_name_and_log(stack, tmp_path
     time.sleep(0.5)
     try:
         with pytest.raises(StartupError) as failure:
-            _wait_healthy([broken], stack)
+            wait_healthy([broken], stack)
     finally:
         processes.pid_file(settings.run_dir, name).unlink(missing_ok=True)
     message = str(failure.value)

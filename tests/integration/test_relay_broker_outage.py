@@ -11,18 +11,19 @@ import pytest
 from confluent_kafka import Producer
 
 from include import names
-from include.local_mode import processes
-from include.local_mode.cli import _start, _wait_healthy
-from include.local_mode.services import by_name, pg_connect
+from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import decode, load_parsed_schema
-from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
+from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import RelayError, relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from tests.integration.test_relay import (
+from local_stack import processes
+from local_stack.cli import start_service, wait_healthy
+from local_stack.services import by_name, pg_connect
+from tests.integration.relay_support import (
     EVENTS_SQL,
-    _drain_outbox,
-    _read_topic,
+    drain_outbox,
     pipeline_connections,
+    read_topic,
 )
 
 pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that need it steadily
@@ -34,11 +35,11 @@ def test_broker_stopped_mid_relay_loses_nothing(stack):
         names.USERS_VALUE_SUBJECT, load_schema_text())
     schema = load_parsed_schema()
     topic = f"outage-{uuid.uuid4().hex[:6]}"
-    ensure_topic({"bootstrap.servers": bootstrap}, topic, 3)
+    ensure_topic({"bootstrap.servers": bootstrap}, TopicSpec(topic, 3))
     settings = {**PRODUCER_SETTINGS, "bootstrap.servers": bootstrap,
                 "message.timeout.ms": 15_000}
     with pg_connect(stack, "userstream") as conn:
-        _drain_outbox(stack, conn, schema_id, schema)
+        drain_outbox(stack, conn, schema_id, schema)
         ids = [r[0] for r in conn.execute(EVENTS_SQL, (60_000,)).fetchall()]
         failure: list[BaseException] = []
 
@@ -69,13 +70,13 @@ def test_broker_stopped_mid_relay_loses_nothing(stack):
             (ids,))}
         assert 0 < len(published_during) < len(ids)
 
-        _start(kafka, stack)
-        _wait_healthy([kafka], stack)
+        start_service(kafka, stack)
+        wait_healthy([kafka], stack)
         stats = relay_pending(conn, Producer(settings), topic, schema_id, schema)
         assert stats.sent == len(ids) - len(published_during)
         left = conn.execute("SELECT count(*) FROM staging.user_events WHERE id = ANY(%s) AND "
                             "published_at IS NULL", (ids,)).fetchone()[0]
         assert left == 0
-    on_topic = {decode(m.value(), schema)["event_id"] for m in _read_topic(stack, topic)}
+    on_topic = {decode(m.value(), schema)["event_id"] for m in read_topic(stack, topic)}
     assert published_during <= on_topic, "an event was marked published but never acknowledged"
     assert on_topic == set(ids), "an event was lost"

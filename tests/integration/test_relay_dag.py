@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 
 from include import names
-from include.local_mode.services import pg_connect
-from tests.helpers import AirflowApi
+from local_stack.airflow_api import AirflowApi
+from local_stack.services import pg_connect
 
 DAG_ID = names.RELAY_DAG_ID
 EVENTS_SQL = """

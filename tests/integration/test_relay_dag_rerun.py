@@ -12,15 +12,15 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from include import names
-from include.local_mode import processes
-from include.local_mode.cli import _start, _wait_healthy
-from include.local_mode.services import by_name, pg_connect
-from include.pipeline_status import kafka_end_offsets
+from include.dag_defaults import RELAY_BATCH_SIZE
 from include.relay.avro import decode, load_parsed_schema
-from include.relay.outbox import DEFAULT_BATCH_SIZE
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from tests.helpers import AirflowApi
-from tests.integration.test_relay import EVENTS_SQL, _drain_outbox
+from local_stack import processes
+from local_stack.airflow_api import AirflowApi
+from local_stack.cli import start_service, wait_healthy
+from local_stack.services import by_name, pg_connect
+from ops.pipeline_status import kafka_end_offsets
+from tests.integration.relay_support import EVENTS_SQL, drain_outbox
 
 pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that need it steadily
 
@@ -67,7 +67,7 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
         # Runs already under way (earlier asset events, the safety net) finish first.
         api.settle(DAG_ID, timeout_s=600)
         with pg_connect(stack, "userstream") as conn:
-            _drain_outbox(stack, conn, schema_id, schema)
+            drain_outbox(stack, conn, schema_id, schema)
             ids += [r[0] for r in conn.execute(EVENTS_SQL, (EVENTS,)).fetchall()]
         start_offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
                                           names.USERS_TOPIC)
@@ -86,8 +86,8 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
             published_during = published()
             assert 0 < published_during < len(ids)
         finally:
-            _start(kafka, stack)
-            _wait_healthy([kafka], stack)
+            start_service(kafka, stack)
+            wait_healthy([kafka], stack)
 
         assert api.clear_task(DAG_ID, run_id, TASK_ID) == [TASK_ID]
         ti = api.wait_for_task(DAG_ID, run_id, TASK_ID, {"success"}, 300,
@@ -102,4 +102,4 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
     # A resend can only be the one batch in flight when the broker stopped (written, but its
     # acknowledgement never arrived, so it stayed unpublished and went again).
     resent = sum(n - 1 for n in on_topic.values())
-    assert resent <= DEFAULT_BATCH_SIZE, f"{resent} messages were sent twice"
+    assert resent <= RELAY_BATCH_SIZE, f"{resent} messages were sent twice"

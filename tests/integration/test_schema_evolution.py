@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from include.provisioning import register_subject
 from include.relay.avro import decode, encode, event_record, load_parsed_schema
-from include.relay.task import registered_schema_id
 from include.schema_registry import (
     USER_CREATED_SCHEMA,
     SchemaRegistryClient,
@@ -33,7 +33,7 @@ def test_optional_field_registers_and_old_readers_decode_incompatible_is_refused
 
     v2_text = _evolved({"name": "nickname", "type": ["null", "string"], "default": None})
     assert client.is_compatible(subject, v2_text)
-    v2_id = registered_schema_id(stack.settings.registry_url, subject, v2_text)
+    v2_id = register_subject(stack.settings.registry_url, subject, v2_text)
     assert v2_id != v1_id
 
     new_writer = load_parsed_schema(client.schema_by_id(v2_id))
@@ -49,5 +49,5 @@ def test_optional_field_registers_and_old_readers_decode_incompatible_is_refused
     incompatible = _evolved({"name": "loyalty_tier", "type": "string"})  # required, no default
     assert not client.is_compatible(subject, incompatible)
     with pytest.raises(SchemaRegistryError, match="not BACKWARD compatible") as refused:
-        registered_schema_id(stack.settings.registry_url, subject, incompatible)
+        register_subject(stack.settings.registry_url, subject, incompatible)
     assert refused.value.status == 409

@@ -10,9 +10,9 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from include import names
-from include.local_mode.services import cassandra_session, pg_connect
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from tests.helpers import AirflowApi
+from local_stack.airflow_api import AirflowApi
+from local_stack.services import cassandra_session, pg_connect
 
 
 def test_postgres_round_trips_a_row(stack):

@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from include import names
-from include.local_mode.services import cassandra_session
+from local_stack.services import cassandra_session
 
 JOB = Path(__file__).parent / "spark_jobs" / "kafka_to_cassandra_smoke.py"
 

@@ -6,12 +6,12 @@ import re
 import subprocess
 import sys
 
-from include.local_mode.services import pg_connect
-from include.local_mode.settings import PROJECT_ROOT
+from local_stack.services import pg_connect
+from local_stack.settings import PROJECT_ROOT
 
 
 def test_status_shows_each_hop_from_the_real_services(stack):
-    result = subprocess.run([sys.executable, "-m", "include.local_mode", "status"],
+    result = subprocess.run([sys.executable, "-m", "local_stack", "status"],
                             cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True,
                             timeout=120)
     screen = result.stdout

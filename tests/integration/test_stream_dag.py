@@ -15,13 +15,13 @@ import requests
 
 from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
-from include.local_mode import processes
-from include.local_mode.cli import _start, _wait_healthy
-from include.local_mode.services import by_name, cassandra_session
 from include.stream.job import CHECKPOINT_NAME, checkpoint_root
 from include.stream.verify import missing_user_ids
-from tests.helpers import AirflowApi
-from tests.stream_support import produce_users
+from local_stack import processes
+from local_stack.airflow_api import AirflowApi
+from local_stack.cli import start_service, wait_healthy
+from local_stack.services import by_name, cassandra_session
+from local_stack.stream_harness import produce_users
 
 DAG_ID = names.STREAM_DAG_ID
 STREAM_TASK_ID = "run_stream_job"
@@ -134,8 +134,8 @@ def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack)
             assert ti["state"] == "failed"
             alert = wait_for_alert(stack, run_id)
         finally:
-            _start(cassandra, stack)
-            _wait_healthy([cassandra], stack)
+            start_service(cassandra, stack)
+            wait_healthy([cassandra], stack)
     finally:
         api.set_paused(DAG_ID, True)
     assert alert["problem"] == "cassandra_unreachable"

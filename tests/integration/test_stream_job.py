@@ -15,11 +15,11 @@ from datetime import datetime
 
 import pytest
 
-from include import cql
-from include.local_mode.services import cassandra_session
+from include.provisioning import apply_cql
 from include.relay.avro import HEADER, encode, event_record, load_parsed_schema
 from include.schema_registry import load_schema_text
-from tests.stream_support import (
+from local_stack.services import cassandra_session
+from local_stack.stream_harness import (
     cassandra_rows,
     job_config,
     produce_raw,
@@ -40,7 +40,7 @@ VALUE_COLUMNS = ("event_id", "first_name", "last_name", "email", "phone", "cell"
 def cassandra(stack):
     keyspace = f"stream_test_{uuid.uuid4().hex[:8]}"
     cluster, session = cassandra_session(stack.settings, timeout=30)
-    cql.apply(session, keyspace)
+    apply_cql(session, keyspace)
     yield keyspace, session
     session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
     cluster.shutdown()

@@ -89,9 +89,11 @@ def test_bind_mounts_and_env_files_point_at_files_in_the_repo():
 
 
 def test_commands_run_modules_and_scripts_that_exist():
-    init = SERVICES["airflow-init"]["command"]
-    assert init[:2] == ["python", "-m"]
-    assert importlib.util.find_spec(init[2]) is not None
+    init = " ".join(SERVICES["airflow-init"]["command"])
+    assert "airflow db migrate" in init
+    modules = re.findall(r"python -m (\S+)", init)
+    assert modules == ["include.provisioning"], init
+    assert importlib.util.find_spec(modules[0]) is not None
     for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
                  "airflow-triggerer"):
         command = SERVICES[name]["command"]
@@ -99,8 +101,8 @@ def test_commands_run_modules_and_scripts_that_exist():
 
 
 def test_settings_and_connections_use_local_modes_names():
-    from include.local_mode.environment import connections
-    from include.local_mode.settings import Settings
+    from local_stack.environment import connections
+    from local_stack.settings import Settings
 
     local_env = connections(Settings.from_env(), {"POSTGRES_PASSWORD": "x"})
     compose_env = _environment(SERVICES["airflow-scheduler"])
@@ -118,7 +120,7 @@ def test_settings_and_connections_use_local_modes_names():
 
 
 def test_postgres_runs_with_local_modes_server_settings():
-    from include.local_mode.services import POSTGRES_SERVER_SETTINGS
+    from local_stack.services import POSTGRES_SERVER_SETTINGS
 
     command = [str(part) for part in SERVICES["postgres"]["command"]]
     assert command[0] == "postgres"

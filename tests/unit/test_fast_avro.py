@@ -16,7 +16,7 @@ from include.relay.avro import HEADER, encode, event_record, load_parsed_schema
 from include.relay.encoding import EventEncoder
 from include.relay.fast_avro import compile_event_encoder, field_kinds
 from include.schema_registry import USER_CREATED_SCHEMA
-from tests.stream_support import synthetic_user
+from local_stack.stream_harness import synthetic_user
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 INDIA = timezone(timedelta(hours=5, minutes=30))  # offsets other than UTC parse too

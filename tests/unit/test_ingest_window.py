@@ -8,7 +8,7 @@ import pytest
 
 from include.ingest.window import IngestWindow, split_page
 from include.randomuser.client import Page
-from include.randomuser.local_api import NATIONALITIES, corrupt, generate
+from local_stack.randomuser_api import NATIONALITIES, corrupt, generate
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

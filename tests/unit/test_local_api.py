@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from include.randomuser.local_api import (
+from include.randomuser.normalize import InvalidUser, normalize_user
+from local_stack.randomuser_api import (
     NATIONALITIES,
     corrupt,
     generate,
@@ -10,7 +11,6 @@ from include.randomuser.local_api import (
     parse_results,
     select_fields,
 )
-from include.randomuser.normalize import InvalidUser, normalize_user
 
 ALL = sorted(NATIONALITIES)
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from include.cql import split_statements as cql_statements
-from include.local_mode import processes
-from include.local_mode.settings import Settings, read_env_file, write_env_file
+from local_stack import processes
+from local_stack.settings import Settings, read_env_file, write_env_file
 
 
 def test_settings_defaults_and_overrides(monkeypatch, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from include.pipeline_status import (
+from ops.pipeline_status import (
     PipelineStatus,
     Probe,
     checkpoint_ahead,

@@ -12,15 +12,15 @@ import sys
 import tarfile
 from pathlib import Path
 
-from include.local_mode.settings import PROJECT_ROOT, Settings
+from local_stack.settings import PROJECT_ROOT, Settings
 
-SERVICES_POM = PROJECT_ROOT / "include" / "local_mode" / "maven" / "pom.xml"
+SERVICES_POM = PROJECT_ROOT / "local_stack" / "maven" / "pom.xml"
 SPARK_POM = PROJECT_ROOT / "spark" / "pom.xml"
 SPARK_REQUIREMENTS = PROJECT_ROOT / "spark" / "requirements.txt"
 # Bumped when the Spark virtualenv's layout changes, so existing installs are rebuilt once.
 SPARK_RUNTIME_LAYOUT = "bytecode"
 # The project's own Python: every Airflow task and DAG parse imports it in a fresh process.
-PROJECT_SOURCE_DIRS = ("include", "airflow_home/dags", "plugins", "spark")
+PROJECT_SOURCE_DIRS = ("include", "airflow_home/dags", "plugins", "spark", "local_stack", "ops")
 APT_PACKAGES = {
     "postgres": ["postgresql"],
     "java": ["openjdk-17-jdk-headless"],

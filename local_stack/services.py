@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from include.local_mode import installer
-from include.local_mode.environment import (
+from local_stack import installer
+from local_stack.environment import (
     AIRFLOW_ADMIN_USER,
     POSTGRES_USER,
     REGISTRY_DATABASE,
 )
-from include.local_mode.settings import PROJECT_ROOT, Settings
+from local_stack.settings import PROJECT_ROOT, Settings
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -190,8 +190,7 @@ def _prepare_kafka(ctx: Context) -> None:
     s = ctx.settings
     config, data, log4j = _kafka_paths(s)
     _render("kafka-server.properties", config, host=s.host, port=s.kafka_port,
-            controller_port=s.kafka_controller_port, data_dir=data,
-            partitions=s.topic_partitions)
+            controller_port=s.kafka_controller_port, data_dir=data)
     if (data / "meta.properties").exists():
         return
     java = ["java", "-cp", _kafka_classpath(s), f"-Dlog4j2.configurationFile={log4j}",
@@ -375,7 +374,7 @@ def _airflow_api_health(ctx: Context) -> str:
 
 def _randomuser_command(ctx: Context) -> list[str]:
     s = ctx.settings
-    return [_venv_bin("python"), "-m", "include.randomuser.local_api", "--host", s.host, "--port",
+    return [_venv_bin("python"), "-m", "local_stack.randomuser_api", "--host", s.host, "--port",
             str(s.randomuser_port)]
 
 
@@ -391,7 +390,7 @@ def _randomuser_health(ctx: Context) -> str:
 
 def _alert_inbox_command(ctx: Context) -> list[str]:
     s = ctx.settings
-    return [_venv_bin("python"), "-m", "include.local_mode.alert_inbox", "--host", s.host,
+    return [_venv_bin("python"), "-m", "local_stack.alert_inbox", "--host", s.host,
             "--port", str(s.alerts_port), "--inbox", str(s.alert_inbox)]
 
 

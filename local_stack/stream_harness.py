@@ -15,12 +15,13 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from include.local_mode.settings import Settings
+from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import encode, event_record, load_parsed_schema
-from include.relay.kafka import PRODUCER_SETTINGS, ensure_topic
+from include.relay.kafka import PRODUCER_SETTINGS
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from include.stream.class_data import driver_class_data
 from include.stream.job import SparkRuntime, StreamJobConfig
+from local_stack.settings import Settings
 
 FIRST_NAMES = ["Åse", "Zoë", "Nguyễn", "Léa", "John", "Али", "Mehmet", "Ana"]
 
@@ -60,7 +61,7 @@ def produce_users(settings: Settings, topic: str, count: int, seed: int = 7,
                   first_event_id: int = 1, schema_id: int | None = None,
                   schema: dict | None = None) -> dict[str, dict[str, Any]]:
     """Produces `count` framed events; returns the payloads by user_id."""
-    ensure_topic({"bootstrap.servers": settings.kafka_bootstrap}, topic, 3)
+    ensure_topic({"bootstrap.servers": settings.kafka_bootstrap}, TopicSpec(topic, 3))
     schema_id = schema_id or register_subject(settings, topic)
     schema = schema or load_parsed_schema()
     producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": settings.kafka_bootstrap})

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from include import names
-from include.local_mode.settings import PROJECT_ROOT, Settings, write_env_file
+from local_stack.settings import PROJECT_ROOT, Settings, write_env_file
 
 POSTGRES_USER = "userstream"
 AIRFLOW_DATABASE = "airflow"

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(name: str, default: str) -> str:
@@ -44,7 +44,6 @@ class Settings:
     kafka_heap: str = "512m"
     cassandra_heap: str = "1G"
     registry_heap: str = "256m"
-    topic_partitions: int = 3
     source: str = "api"
     startup_timeout_s: int = 240
     extra: dict[str, str] = field(default_factory=dict)
@@ -70,7 +69,6 @@ class Settings:
             kafka_heap=_env("USERSTREAM_KAFKA_HEAP", "512m"),
             cassandra_heap=_env("USERSTREAM_CASSANDRA_HEAP", "1G"),
             registry_heap=_env("USERSTREAM_REGISTRY_HEAP", "256m"),
-            topic_partitions=_env_int("USERSTREAM_TOPIC_PARTITIONS", 3),
             source=source,
             startup_timeout_s=_env_int("USERSTREAM_STARTUP_TIMEOUT", 240),
         )

@@ -1,4 +1,4 @@
-"""`python -m include.local_mode {up,down,status,clean,env}`: the local stack's lifecycle.
+"""`python -m local_stack {up,down,status,clean,env}`: the local stack's lifecycle.
 
 `make up` / `make down` / `make status` / `make clean` call these (see the README).
 """
@@ -12,10 +12,11 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from include import names, pipeline_status
-from include.local_mode import bootstrap, installer, processes, services
-from include.local_mode.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
-from include.local_mode.services import (
+from include import names
+from include.stream.job import CHECKPOINT_NAME
+from local_stack import bootstrap, installer, processes, services
+from local_stack.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
+from local_stack.services import (
     OFFLINE_SOURCE_ONLY,
     SERVICES,
     Context,
@@ -25,8 +26,8 @@ from include.local_mode.services import (
     log_file,
     prepare_airflow,
 )
-from include.local_mode.settings import Settings, ensure_secrets
-from include.stream.job import CHECKPOINT_NAME
+from local_stack.settings import Settings, ensure_secrets
+from ops import pipeline_status
 
 
 class StartupError(RuntimeError):
@@ -43,7 +44,7 @@ def make_context(settings: Settings) -> tuple[Context, bool]:
     return Context(settings, secret, env), created
 
 
-def _check(service: Service, ctx: Context) -> tuple[bool, str]:
+def check_health(service: Service, ctx: Context) -> tuple[bool, str]:
     try:
         return True, service.health(ctx)
     except Unhealthy as exc:
@@ -52,7 +53,7 @@ def _check(service: Service, ctx: Context) -> tuple[bool, str]:
         return False, f"{type(exc).__name__}: {exc}"
 
 
-def _start(service: Service, ctx: Context) -> bool:
+def start_service(service: Service, ctx: Context) -> bool:
     """Starts the service unless it already runs; True when it was started now."""
     settings = ctx.settings
     if processes.running(settings.run_dir, service.name):
@@ -75,7 +76,7 @@ def _start(service: Service, ctx: Context) -> bool:
     return True
 
 
-def _wait_healthy(services: list[Service], ctx: Context) -> None:
+def wait_healthy(services: list[Service], ctx: Context) -> None:
     settings = ctx.settings
     pending = {service.name: service for service in services}
     deadline = time.monotonic() + settings.startup_timeout_s
@@ -86,7 +87,7 @@ def _wait_healthy(services: list[Service], ctx: Context) -> None:
                 raise StartupError(
                     f"{name} exited during start-up. Last lines of "
                     f"{log_file(settings, name)}:\n{processes.tail(log_file(settings, name))}")
-            ok, detail = _check(service, ctx)
+            ok, detail = check_health(service, ctx)
             last[name] = detail
             if ok:
                 _say(f"  {name:<22} healthy   {detail}")
@@ -112,8 +113,8 @@ def up(settings: Settings) -> int:
     services = active_services(settings)
     _apply_source_change(settings)
     by_name = {service.name: service for service in services}
-    _start(by_name["postgres"], ctx)
-    _wait_healthy([by_name["postgres"]], ctx)
+    start_service(by_name["postgres"], ctx)
+    wait_healthy([by_name["postgres"]], ctx)
     created = bootstrap.ensure_databases(ctx)
     if created:
         _say(f"  created databases: {', '.join(created)}")
@@ -121,26 +122,20 @@ def up(settings: Settings) -> int:
     airflow = [s for s in services if s.name.startswith("airflow-")]
     others = [s for s in services if s.name != "postgres" and s not in airflow]
     for service in others:
-        if _start(service, ctx):
+        if start_service(service, ctx):
             _say(f"  started {service.name}")
     with ThreadPoolExecutor(max_workers=1) as pool:
         airflow_needed = any(not processes.running(settings.run_dir, s.name) for s in airflow)
         migrate = pool.submit(prepare_airflow, ctx) if airflow_needed else None
-        _wait_healthy(others, ctx)
+        wait_healthy(others, ctx)
         if migrate is not None:
             migrate.result()
     for service in airflow:
-        if _start(service, ctx):
+        if start_service(service, ctx):
             _say(f"  started {service.name}")
-    _wait_healthy(airflow, ctx)
+    wait_healthy(airflow, ctx)
 
-    applied = bootstrap.apply_migrations(ctx)
-    topic_created = bootstrap.ensure_topic(ctx)
-    statements = bootstrap.apply_cql(ctx)
-    schema_id = bootstrap.ensure_subject(ctx)
-    _say(f"  schemas: postgres migrations applied now: {applied or 'none'}; "
-         f"topic {'created' if topic_created else 'present'}; {statements} CQL statements; "
-         f"Avro subject schema id {schema_id}")
+    _say(f"  provisioned: {bootstrap.provision(ctx).describe()}")
     write_client_env(settings, ctx.secret)
     _source_marker(settings).write_text(settings.source)
     _summary(ctx, new_secrets, time.monotonic() - started_at)
@@ -196,7 +191,7 @@ def status(settings: Settings) -> int:
             all_ok = False
             _say(f"{service.name:<22} DOWN")
             continue
-        ok, detail = _check(service, ctx)
+        ok, detail = check_health(service, ctx)
         all_ok &= ok
         _say(f"{service.name:<22} {'UP' if ok else 'UNHEALTHY':<9} pid {tracked.pid:<7} {detail}")
     _say("\n" + pipeline_status.render(_pipeline_status(ctx)))
@@ -237,7 +232,7 @@ def clean(settings: Settings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m include.local_mode")
+    parser = argparse.ArgumentParser(prog="python -m local_stack")
     parser.add_argument("command", choices=["up", "down", "status", "clean"])
     args = parser.parse_args(argv)
     settings = Settings.from_env()

@@ -1,5 +1,5 @@
-"""Helpers the integration and end-to-end tests share: the Airflow REST API, the local API's
-fault switch, and Postgres look-ups."""
+"""The Airflow REST API as the tests and benchmarks drive it: trigger, pause, wait for runs and
+tasks, settle, clear, explain failures; and the `airflow` CLI with the stack's environment."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import requests
 
-from include.local_mode.services import Context, airflow_auth_header
-from include.local_mode.settings import PROJECT_ROOT
+from local_stack.services import Context, airflow_auth_header
+from local_stack.settings import PROJECT_ROOT
 
 
 class AirflowApi:
@@ -165,11 +165,3 @@ def airflow_cli(ctx: Context, *args: str, timeout: int = 300) -> subprocess.Comp
     airflow = PROJECT_ROOT / ".venv" / "bin" / "airflow"
     return subprocess.run([str(airflow), *args], env=ctx.env, cwd=PROJECT_ROOT,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def set_faults(ctx: Context, **spec: Any) -> None:
-    url = f"{ctx.settings.randomuser_url}/__faults"
-    if spec:
-        requests.post(url, json=spec, timeout=5).raise_for_status()
-    else:
-        requests.delete(url, timeout=5).raise_for_status()

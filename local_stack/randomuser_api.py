@@ -9,7 +9,7 @@ Faults for tests: `POST /__faults {"mode": M, "count": N, "retry_after": S, "rec
 next N API requests fail with M: `rate_limit` (429 + Retry-After), `server_error` (bare 500),
 `html` (502 HTML page), `malformed` (200 with truncated JSON), `empty` (200 with no results while
 info.results is 1), `bad_records` (200 with the first K records corrupted). `DELETE /__faults`
-clears them. Run: `python -m include.randomuser.local_api --port 8000`.
+clears them. Run: `python -m local_stack.randomuser_api --port 8000`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,18 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlparse
 
 import orjson
+
+
+def set_faults(base_url: str, **spec: Any) -> None:
+    """The fault switch, from a client: `spec` as in this module's docstring; none clears it."""
+    import requests
+
+    url = f"{base_url}/__faults"
+    if spec:
+        requests.post(url, json=spec, timeout=5).raise_for_status()
+    else:
+        requests.delete(url, timeout=5).raise_for_status()
+
 
 VERSION = "1.4"
 MAX_RESULTS = 5000

@@ -1,0 +1,30 @@
+"""Endpoints read from the pipeline's Airflow connections when a task runs (never at DAG parse
+time): the Kafka client settings, the schema registry's URL and Cassandra's first contact point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from include import names
+
+
+def kafka_config(conn_id: str = names.KAFKA_CONN_ID) -> dict[str, Any]:
+    """The connection's extra, which the Kafka provider passes whole to librdkafka."""
+    from airflow.sdk import BaseHook
+
+    return dict(BaseHook.get_connection(conn_id).extra_dejson)
+
+
+def registry_url(conn_id: str = names.SCHEMA_REGISTRY_CONN_ID) -> str:
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    port = f":{conn.port}" if conn.port else ""
+    return f"{conn.schema or 'http'}://{conn.host}{port}{conn.extra_dejson.get('path', '')}"
+
+
+def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int]:
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    return (conn.host or "127.0.0.1").split(",")[0], int(conn.port or 9042)

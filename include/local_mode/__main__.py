@@ -1,3 +1,0 @@
-from include.local_mode.cli import main
-
-raise SystemExit(main())

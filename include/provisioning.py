@@ -1,0 +1,195 @@
+"""Every schema the pipeline needs, applied idempotently in one place: the PostgreSQL migrations,
+the Kafka topic (partitions and replication from one setting each), the Cassandra keyspace and
+tables, and the Avro subject with its compatibility rule.
+
+Local mode's `up`, docker compose's init (`python -m include.provisioning`, through the same
+AIRFLOW_CONN_* connections the DAGs use) and the DAG tasks call these functions. The relay does
+not create a topic it finds missing (`require_topic`): recreating a deleted topic with defaults
+would hide an incident, so its task fails with a message that names the topic instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from include import cql, names
+from include.schema_registry import SchemaRegistryClient, SchemaRegistryError, load_schema_text
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "sql" / "migrations"
+SUBJECT_COMPATIBILITY = "BACKWARD"
+TOPIC_PARTITIONS_SETTING = "USERSTREAM_TOPIC_PARTITIONS"
+TOPIC_REPLICATION_SETTING = "USERSTREAM_TOPIC_REPLICATION_FACTOR"
+
+
+class MissingTopicError(RuntimeError):
+    """The topic a hop needs does not exist; provisioning creates it, the hop never does."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 3
+    replication_factor: int = 1
+
+    @classmethod
+    def from_env(cls, name: str = names.USERS_TOPIC,
+                 environ: Mapping[str, str] = os.environ) -> TopicSpec:
+        return cls(name, _positive_int(environ, TOPIC_PARTITIONS_SETTING, 3),
+                   _positive_int(environ, TOPIC_REPLICATION_SETTING, 1))
+
+
+def _positive_int(environ: Mapping[str, str], setting: str, default: int) -> int:
+    raw = environ.get(setting) or str(default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{setting} must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def migrate_postgres(conn: Any) -> list[str]:
+    """Runs each `include/sql/migrations/NNNN_*.sql` once, in order, each in its own transaction
+    (`conn`: a psycopg connection in autocommit mode). Returns the versions applied now."""
+    applied = []
+    conn.execute("CREATE TABLE IF NOT EXISTS public.schema_migrations ("
+                 " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+    done = {row[0] for row in conn.execute("SELECT version FROM public.schema_migrations")}
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        if path.stem in done:
+            continue
+        with conn.transaction():
+            conn.execute(path.read_text())
+            conn.execute("INSERT INTO public.schema_migrations (version) VALUES (%s)",
+                         (path.stem,))
+        applied.append(path.stem)
+    return applied
+
+
+def ensure_topic(admin_config: dict[str, Any], topic: TopicSpec) -> bool:
+    """Creates the topic if it is missing; True when it was created now."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient(admin_config)
+    if topic.name in admin.list_topics(timeout=15).topics:
+        return False
+    new = NewTopic(topic.name, topic.partitions, topic.replication_factor)
+    try:
+        admin.create_topics([new])[topic.name].result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+        return False
+    return True
+
+
+def require_topic(admin_config: dict[str, Any], topic: str) -> None:
+    """Raises MissingTopicError, naming the topic, unless it exists."""
+    from confluent_kafka.admin import AdminClient
+
+    if topic not in AdminClient(admin_config).list_topics(timeout=15).topics:
+        raise MissingTopicError(
+            f"Kafka topic {topic!r} does not exist on {admin_config.get('bootstrap.servers')}. "
+            "It is created by provisioning only (`make up`, or compose's airflow-init: "
+            "`python -m include.provisioning`); if it was deleted, find out why before "
+            "provisioning it again, as its events and the stream's checkpoint are gone with it.")
+
+
+def apply_cql(session: Any, keyspace: str = names.CASSANDRA_KEYSPACE,
+              timeout_s: float = 60) -> int:
+    """Applies every statement of `include/cql/` through a cassandra-driver session; returns how
+    many ran."""
+    statements = cql.statements(keyspace)
+    for statement in statements:
+        session.execute(statement, timeout=timeout_s)
+    return len(statements)
+
+
+def apply_cql_with_hook(conn_id: str = names.CASSANDRA_CONN_ID) -> int:
+    """apply_cql() through the Cassandra provider's hook. The session is opened without a
+    keyspace: the connection's keyspace may not exist yet."""
+    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
+    hook = CassandraHook(cassandra_conn_id=conn_id)
+    try:
+        return apply_cql(hook.get_cluster().connect())
+    finally:
+        hook.shutdown_cluster()
+
+
+def register_subject(registry_url: str, subject: str = names.USERS_VALUE_SUBJECT,
+                     schema_text: str | None = None) -> int:
+    """Registers the record's schema (a no-op when that version exists), then sets the subject's
+    compatibility rule (the registry keeps a per-subject rule only once the subject exists).
+    A change that breaks the rule fails with the registry's reason."""
+    client = SchemaRegistryClient(registry_url)
+    try:
+        schema_id = client.register(subject, schema_text or load_schema_text())
+    except SchemaRegistryError as exc:
+        if exc.status == 409:
+            raise SchemaRegistryError(
+                f"the registry refused include/schemas/user_created.avsc for subject "
+                f"{subject!r}: it is not {SUBJECT_COMPATIBILITY} compatible with the registered "
+                f"versions ({exc.body[:300]}). Add fields as optional with a default instead of "
+                "changing or removing them.", exc.status, exc.body) from exc
+        raise
+    client.set_compatibility(subject, SUBJECT_COMPATIBILITY)
+    return schema_id
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    migrations: list[str]
+    topic_created: bool
+    cql_statements: int
+    schema_id: int
+
+    def describe(self) -> str:
+        return (f"postgres migrations applied now: {self.migrations or 'none'}; topic "
+                f"{'created' if self.topic_created else 'present'}; {self.cql_statements} CQL "
+                f"statements; Avro subject {names.USERS_VALUE_SUBJECT} schema id "
+                f"{self.schema_id} ({SUBJECT_COMPATIBILITY})")
+
+
+def provision(pg_conn: Any, kafka_admin_config: dict[str, Any], cassandra_session: Any,
+              registry_url: str, topic: TopicSpec | None = None) -> Provisioned:
+    """Applies every schema, in pipeline order; each step is idempotent."""
+    return Provisioned(
+        migrations=migrate_postgres(pg_conn),
+        topic_created=ensure_topic(kafka_admin_config, topic or TopicSpec.from_env()),
+        cql_statements=apply_cql(cassandra_session),
+        schema_id=register_subject(registry_url))
+
+
+def provision_with_connections() -> Provisioned:
+    """provision() through the Airflow connections (docker compose's init)."""
+    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from include.connections import kafka_config, registry_url
+
+    conn = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID).get_conn()
+    conn.autocommit = True
+    cassandra = CassandraHook(cassandra_conn_id=names.CASSANDRA_CONN_ID)
+    try:
+        return provision(conn, kafka_config(), cassandra.get_cluster().connect(),
+                         registry_url())
+    finally:
+        conn.close()
+        cassandra.shutdown_cluster()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    log.info("userstream provisioned: %s", provision_with_connections().describe())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""What the relay tests share: events written straight into the outbox, a producer with the
+relay's settings, draining the outbox, and reading a topic back whole."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import ExitStack, contextmanager
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from include.provisioning import TopicSpec, ensure_topic
+from include.relay.kafka import PRODUCER_SETTINGS
+from include.relay.outbox import relay_pending
+from local_stack.services import pg_connect
+
+EVENTS_SQL = """
+INSERT INTO staging.user_events (user_id, content_hash, payload)
+SELECT u, md5(u::text), jsonb_build_object(
+    'user_id', u, 'gender', 'female', 'first_name', 'Işıl', 'last_name', 'Akgül',
+    'email', 'isil@example.com', 'postcode', '0958', 'latitude', 1.5, 'longitude', -2.25,
+    'dob', '1990-01-02T03:04:05.678+00:00', 'age', 36, 'street_number', 12, 'nat', 'TR',
+    'id_value', NULL)
+FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, %s)) s
+RETURNING id
+"""
+
+
+@contextmanager
+def pipeline_connections(stack, spares: int = 2):
+    """Spare connections that switch relay_pending to its pipelined path (the task's path)."""
+    with ExitStack() as stack_of_connections:
+        yield [stack_of_connections.enter_context(pg_connect(stack, "userstream"))
+               for _ in range(spares)]
+
+
+def producer(stack) -> Producer:
+    return Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, **PRODUCER_SETTINGS})
+
+
+def drain_outbox(stack, conn, schema_id, schema) -> None:
+    """Relays every pending outbox event to a scratch topic, so a test starts from an empty
+    outbox."""
+    scratch = f"relay-scratch-{uuid.uuid4().hex[:6]}"
+    ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(scratch, 1))
+    relay_pending(conn, producer(stack), scratch, schema_id, schema)
+
+
+def read_topic(stack, topic: str) -> list:
+    consumer = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap,
+                         "group.id": f"check-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    ends = {}
+    for partition in metadata.partitions:
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        ends[partition] = high
+    consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+    messages, done = [], {p for p, high in ends.items() if high == 0}
+    while len(done) < len(ends):
+        batch = consumer.consume(10_000, timeout=5)
+        if not batch:
+            break
+        for message in batch:
+            assert message.error() is None, message.error()
+            messages.append(message)
+            if message.offset() + 1 >= ends[message.partition()]:
+                done.add(message.partition())
+    consumer.close()
+    assert sum(ends.values()) == len(messages)
+    return messages
