@@ -1,0 +1,77 @@
+"""include/provisioning.py against the real services, on scratch objects: every step applies
+what is missing and nothing twice; the relay refuses a missing topic, naming it, and creates
+nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from include.provisioning import (
+    MIGRATIONS_DIR,
+    SUBJECT_COMPATIBILITY,
+    MissingTopicError,
+    TopicSpec,
+    apply_cql,
+    ensure_topic,
+    migrate_postgres,
+    register_subject,
+)
+from include.relay.task import run_relay
+from include.schema_registry import SchemaRegistryClient
+from local_stack.services import cassandra_session, pg_connect
+
+
+def test_postgres_migrations_apply_once(stack):
+    database = f"provision_{uuid.uuid4().hex[:8]}"
+    with pg_connect(stack) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        with pg_connect(stack, database) as conn:
+            first, second = migrate_postgres(conn), migrate_postgres(conn)
+            tables = {row[0] for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'staging'")}
+    finally:
+        with pg_connect(stack) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+    assert first == sorted(path.stem for path in MIGRATIONS_DIR.glob("*.sql"))
+    assert second == []
+    assert {"users", "user_events", "users_raw", "rejected_users"} <= tables
+
+
+def test_topic_keyspace_and_subject_are_created_once(stack):
+    s = stack.settings
+    admin_config = {"bootstrap.servers": s.kafka_bootstrap}
+    topic = TopicSpec(f"provision-{uuid.uuid4().hex[:8]}", partitions=2)
+    assert ensure_topic(admin_config, topic) is True
+    assert ensure_topic(admin_config, topic) is False
+    metadata = AdminClient(admin_config).list_topics(topic.name, timeout=10).topics[topic.name]
+    assert len(metadata.partitions) == 2
+
+    keyspace = f"provision_{uuid.uuid4().hex[:8]}"
+    cluster, session = cassandra_session(s, timeout=30)
+    try:
+        applied = apply_cql(session, keyspace)
+        assert apply_cql(session, keyspace) == applied > 0
+        tables = {row.table_name for row in session.execute(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [keyspace])}
+        assert {"users", "users_dead_letter"} <= tables
+        session.execute(f"DROP KEYSPACE {keyspace}", timeout=60)
+    finally:
+        cluster.shutdown()
+
+    subject = f"provision-{uuid.uuid4().hex[:8]}-value"
+    schema_id = register_subject(s.registry_url, subject)
+    assert register_subject(s.registry_url, subject) == schema_id
+    assert SchemaRegistryClient(s.registry_url).get_compatibility(subject) == \
+        SUBJECT_COMPATIBILITY
+
+
+def test_the_relay_fails_on_a_missing_topic_and_names_it(stack):
+    missing = f"deleted-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(MissingTopicError, match=f"'{missing}' does not exist"):
+        run_relay(topic=missing)
+    admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap})
+    assert missing not in admin.list_topics(timeout=10).topics
