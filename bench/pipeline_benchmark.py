@@ -175,10 +175,9 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
     api.set_paused(INGEST, False)
     try:
         for i in range(windows):
-            api.call("POST", f"/dags/{INGEST}/dagRuns", json={
-                "dag_run_id": f"bench_{base:%Y%m%dT%H%M}_{i}",
-                "logical_date": (base + timedelta(minutes=i)).isoformat(),
-                "conf": {"users": min(window_users, users - i * window_users)}})
+            api.trigger(INGEST, logical_date=base + timedelta(minutes=i),
+                        conf={"users": min(window_users, users - i * window_users)},
+                        run_id=f"bench_{base:%Y%m%dT%H%M}_{i}")
         print(f"bulk: triggered {windows} ingest runs of {window_users:,} users", flush=True)
         deadline = time.monotonic() + timeout_s
         while any(r["state"] in {"queued", "running"} for r in api.runs(INGEST)

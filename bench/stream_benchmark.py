@@ -121,6 +121,32 @@ def count_rows(session, keyspace: str, table: str) -> int:
     return sum(1 for _ in session.execute(statement, timeout=120))
 
 
+
+def summary(records: int, concurrency: int, report: dict, produce_s: float, wall_s: float,
+            raw_s: float, job_cpu: dict[str, float], raw_cassandra_cpu: float) -> dict:
+    steady = report["rows_written"] / report["processing_seconds"]
+    raw_rate = records / raw_s
+    return {
+        "records": records,
+        "produce_seconds": round(produce_s, 1),
+        "spark_submit_wall_seconds": round(wall_s, 1),
+        "job_startup_seconds": report["startup_seconds"],
+        "job_processing_seconds": report["processing_seconds"],
+        "batches": report["batches"],
+        "steady_rows_per_s": round(steady),
+        "end_to_end_rows_per_s_incl_startup": round(records / wall_s),
+        "raw_driver_rows_per_s": round(raw_rate),
+        "raw_driver_concurrency": concurrency,
+        "ratio_steady_to_raw": round(steady / raw_rate, 3),
+        # CPU per landed row: where the stream hop's time goes on a shared 2-core machine. The
+        # job's CPU is read at each logged batch, so its JVM's exit is not counted.
+        "cpu_us_per_row": {
+            "spark_job": round(job_cpu["spark_job"] / records * 1e6),
+            "cassandra_during_job": round(job_cpu["cassandra"] / records * 1e6),
+            "cassandra_during_raw_write": round(raw_cassandra_cpu / records * 1e6),
+        },
+    }
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=200_000)
@@ -167,29 +193,8 @@ def main() -> None:
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=300)
         cluster.shutdown()
-    steady = report["rows_written"] / report["processing_seconds"]
-    raw_rate = args.records / raw_s
-    print(json.dumps({
-        "records": args.records,
-        "produce_seconds": round(produce_s, 1),
-        "spark_submit_wall_seconds": round(wall_s, 1),
-        "job_startup_seconds": report["startup_seconds"],
-        "job_processing_seconds": report["processing_seconds"],
-        "batches": report["batches"],
-        "steady_rows_per_s": round(steady),
-        "end_to_end_rows_per_s_incl_startup": round(args.records / wall_s),
-        "raw_driver_rows_per_s": round(raw_rate),
-        "raw_driver_concurrency": args.concurrency,
-        "ratio_steady_to_raw": round(steady / raw_rate, 3),
-        # CPU per landed row: where the stream hop's time goes on a shared 2-core machine. The
-        # job's CPU is read at each logged batch, so its JVM's exit is not counted.
-        "cpu_us_per_row": {
-            "spark_job": round(job_cpu["spark_job"] / args.records * 1e6),
-            "cassandra_during_job": round(job_cpu["cassandra"] / args.records * 1e6),
-            "cassandra_during_raw_write": round(raw_cassandra_cpu / args.records * 1e6),
-        },
-    }, indent=2))
-
+    print(json.dumps(summary(args.records, args.concurrency, report, produce_s, wall_s, raw_s,
+                             job_cpu, raw_cassandra_cpu), indent=2))
 
 if __name__ == "__main__":
     main()

@@ -1,25 +1,42 @@
 """The Airflow REST API as the tests and benchmarks drive it: trigger, pause, wait for runs and
-tasks, settle, clear, explain failures; and the `airflow` CLI with the stack's environment."""
+tasks, settle, clear, explain failures; and the `airflow` CLI with the stack's environment.
+
+DAGs, DAG runs and task instances go through Airflow's official Python client
+(`apache-airflow-client`); `call` reaches what these helpers add on top (asset events, queued
+asset events, backfills) with the same token."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from datetime import datetime
 from typing import Any
 
 import requests
+from airflow_client import client
 
 from local_stack.services import Context, airflow_auth_header
 from local_stack.settings import PROJECT_ROOT
+
+
+def as_dict(model: Any) -> dict:
+    """A client model as the REST API's JSON (timestamps as ISO strings)."""
+    return json.loads(model.to_json())
 
 
 class AirflowApi:
     def __init__(self, ctx: Context):
         self.base = ctx.settings.airflow_url
         self.logs_dir = ctx.settings.state_dir / "airflow" / "logs"
+        auth = airflow_auth_header(ctx)
         self.session = requests.Session()
-        self.session.headers.update(airflow_auth_header(ctx))
+        self.session.headers.update(auth)
+        api_client = client.ApiClient(client.Configuration(
+            host=self.base, access_token=auth["Authorization"].removeprefix("Bearer ")))
+        self.dags = client.DAGApi(api_client)
+        self.dag_runs = client.DagRunApi(api_client)
+        self.task_instances = client.TaskInstanceApi(api_client)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.session.request(method, f"{self.base}/api/v2{path}", timeout=30, **kwargs)
@@ -30,12 +47,23 @@ class AirflowApi:
     def wait_for_dag(self, dag_id: str, timeout_s: float = 180) -> dict:
         deadline = time.monotonic() + timeout_s
         while True:
-            response = self.session.get(f"{self.base}/api/v2/dags/{dag_id}", timeout=30)
-            if response.status_code == 200:
-                return response.json()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"DAG {dag_id} was not parsed within {timeout_s}s")
+            try:
+                return as_dict(self.dags.get_dag(dag_id))
+            except client.exceptions.NotFoundException:
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"DAG {dag_id} was not parsed within {timeout_s}s") from None
             time.sleep(2)
+
+    def trigger(self, dag_id: str, logical_date: datetime | None = None,
+                conf: dict[str, Any] | None = None, run_id: str | None = None) -> dict:
+        """A manual run (no logical date unless given); returns the run."""
+        body = client.TriggerDAGRunPostBody(logical_date=logical_date, conf=conf or {},
+                                            dag_run_id=run_id)
+        return as_dict(self.dag_runs.trigger_dag_run(dag_id, body))
+
+    def is_paused(self, dag_id: str) -> bool:
+        return bool(self.dags.get_dag(dag_id).is_paused)
 
     def asset_events(self, source_dag_id: str, since: datetime, timeout_s: float = 60,
                      **params: Any) -> list[dict]:
@@ -56,7 +84,7 @@ class AirflowApi:
             time.sleep(2)
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
-        self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+        self.dags.patch_dag(dag_id, client.DAGPatchBody(is_paused=paused))
 
     def pause_when_idle(self, dag_id: str, timeout_s: float = 600) -> None:
         """Pauses the DAG with no run of it in flight. The scheduler neither queues the tasks of a
@@ -71,12 +99,13 @@ class AirflowApi:
             self.settle(dag_id, timeout_s=timeout_s)
 
     def _in_flight(self, dag_id: str) -> int:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns", params={
-            "state": ["queued", "running"], "limit": 1})["total_entries"]
+        return self.dag_runs.get_dag_runs(dag_id, state=["queued", "running"],
+                                          limit=1).total_entries
 
-    def runs(self, dag_id: str, **params: Any) -> list[dict]:
-        return self.call("GET", f"/dags/{dag_id}/dagRuns",
-                         params={"limit": 100, **params})["dag_runs"]
+    def runs(self, dag_id: str, order_by: str | None = None, **params: Any) -> list[dict]:
+        found = self.dag_runs.get_dag_runs(dag_id, limit=100, order_by=[order_by] if order_by
+                                           else None, **params)
+        return [as_dict(run) for run in found.dag_runs]
 
     def wait_for_runs(self, dag_id: str, run_ids: set[str], timeout_s: float = 300) -> list[dict]:
         deadline = time.monotonic() + timeout_s
@@ -100,8 +129,8 @@ class AirflowApi:
                 continue
             run_id = run["dag_run_id"]
             parts.append(f"{dag_id} {run_id}: {run['state']}")
-            instances = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                                  params={"limit": 100})["task_instances"]
+            instances = [as_dict(ti) for ti in self.task_instances.get_task_instances(
+                dag_id, run_id, limit=100).task_instances]
             for ti in instances:
                 if ti["state"] in {"success", "skipped", None}:
                     continue
@@ -129,7 +158,7 @@ class AirflowApi:
         for dag_id in dag_ids:
             if in_flight := self._in_flight(dag_id):
                 busy.append(f"{dag_id}: {in_flight} runs in flight")
-            elif not self.call("GET", f"/dags/{dag_id}")["is_paused"]:
+            elif not self.is_paused(dag_id):
                 queued = self.call("GET", f"/dags/{dag_id}/assets/queuedEvents")["total_entries"]
                 if queued:
                     busy.append(f"{dag_id}: {queued} asset events queued")
@@ -139,20 +168,20 @@ class AirflowApi:
                    include_downstream: bool = False) -> list[str]:
         """Clears one task of a run for real (REST clear is a dry run unless told otherwise);
         returns the ids of the cleared tasks."""
-        cleared = self.call("POST", f"/dags/{dag_id}/clearTaskInstances", json={
-            "dry_run": False, "only_failed": False, "task_ids": [task_id],
-            "dag_run_id": run_id, "include_downstream": include_downstream})
-        return [t["task_id"] for t in cleared["task_instances"]]
+        cleared = self.task_instances.post_clear_task_instances(
+            dag_id, client.ClearTaskInstancesBody(
+                dry_run=False, only_failed=False, task_ids=[task_id], dag_run_id=run_id,
+                include_downstream=include_downstream))
+        return [ti.task_id for ti in cleared.task_instances]
 
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str],
                       timeout_s: float, never: frozenset[str] = frozenset(), min_try: int = 1,
                       poll_s: float = 2) -> dict:
         """The task instance once it is in one of `states` (at try `min_try` or later); fails
         at once if it reaches a state in `never`."""
-        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
         deadline = time.monotonic() + timeout_s
         while True:
-            ti = self.call("GET", path)
+            ti = as_dict(self.task_instances.get_task_instance(dag_id, run_id, task_id))
             if ti["state"] in states and ti["try_number"] >= min_try:
                 return ti
             assert ti["state"] not in never, f"{task_id} became {ti['state']}: {ti}"

@@ -183,6 +183,22 @@ class UsersBatchWriter:
         self.report.processing_seconds += time.time() - started
 
     def _write(self, framed, batch_id: int, cached: list, F, from_avro) -> None:
+        schema_ids, undecodable, decoded_parts = self._split_by_schema(framed, F, from_avro)
+        dead = [undecodable.select(*self._dead_letter_columns(F))]
+        users_written = invalid_count = 0
+        if decoded_parts:
+            users_written, invalid_count, invalid = self._write_users(
+                _union(decoded_parts), cached, F)
+            dead.append(invalid.select(*self._dead_letter_columns(F)))
+        # Dead letters are rare: counted from the caches, read again only when there are some.
+        dead_count = undecodable.count() + invalid_count
+        if dead_count:
+            self._write_dead_letters(_union(dead))
+        self._count(framed, batch_id, F, users_written, dead_count, schema_ids)
+
+    def _split_by_schema(self, framed, F, from_avro) -> tuple[list[int], Any, list]:
+        """The schema ids of the batch, the messages that cannot be decoded (with `error`), and
+        one frame per known writer schema with its decoded `record`."""
         well_framed = F.col("long_enough") & (F.col("magic") == "00")
         schema_ids = sorted(r.schema_id for r in
                             framed.where(well_framed).select("schema_id").distinct().collect())
@@ -206,51 +222,52 @@ class UsersBatchWriter:
                            F.lit(" is not in the schema registry")))
         )
         undecodable = framed.where(error.isNotNull()).withColumn("error", error)
-        dead = [undecodable.select(*self._dead_letter_columns(F))]
-        users_written = invalid_count = 0
-        if decoded_parts:
-            decoded = _union(decoded_parts)
-            # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode, and a
-            # required (non-union) field is never null after a successful decode.
-            undecoded = F.col("record").isNull()
-            for name in self.required_fields:
-                undecoded = undecoded | F.col(f"record.{name}").isNull()
-            invalid_reason = (
-                F.when(undecoded,
-                       F.concat(F.lit("Avro body does not decode with writer schema "),
-                                F.col("schema_id").cast("string")))
-                .when(~F.coalesce(F.col("record.user_id").rlike(UUID_PATTERN), F.lit(False)),
-                      F.lit("user_id is missing or not a UUID")))
-            # Decoded once: the counts, the users and the dead letters are read from this cache.
-            checked = decoded.withColumn("error", invalid_reason).persist()
-            cached.append(checked)
-            invalid = checked.where(F.col("error").isNotNull())
-            dead.append(invalid.select(*self._dead_letter_columns(F)))
-            valid = checked.where(F.col("error").isNull())
-            # One aggregate instead of caching the shaped users to count them: a row per user
-            # lands (the newest event wins), so the users written are the distinct valid ids.
-            counts = checked.agg(
-                F.countDistinct(F.when(F.col("error").isNull(), F.lower("record.user_id")))
-                .alias("users"),
-                F.count(F.col("error")).alias("invalid"),
-                F.count(F.lit(1)).alias("messages")).first()
-            users_written, invalid_count = counts["users"], counts["invalid"]
-            repeats = counts["messages"] - invalid_count - users_written
-            if users_written:
-                self._save(self._shape(valid, F, newest_only=repeats > 0), "users")
-                if len(self.report.sample_user_ids) < 20:
-                    self.report.sample_user_ids += [
-                        r.user_id for r in valid.select("record.user_id")
-                        .limit(20 - len(self.report.sample_user_ids)).collect()]
-        # Dead letters are rare: counted from the caches, read again only when there are some.
-        dead_count = undecodable.count() + invalid_count
-        if dead_count:
-            dead_letters = _union(dead)
-            self._save(dead_letters, "users_dead_letter")
-            for row in dead_letters.select("kafka_partition", "kafka_offset", "error") \
-                    .limit(5).collect():
-                log.warning("dead letter p%s@%s: %s", row.kafka_partition, row.kafka_offset,
-                            row.error)
+        return schema_ids, undecodable, decoded_parts
+
+    def _write_users(self, decoded, cached: list, F) -> tuple[int, int, Any]:
+        """Upserts the valid users; returns the users written, the invalid count and the
+        invalid messages (with `error`)."""
+        # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode, and a
+        # required (non-union) field is never null after a successful decode.
+        undecoded = F.col("record").isNull()
+        for name in self.required_fields:
+            undecoded = undecoded | F.col(f"record.{name}").isNull()
+        invalid_reason = (
+            F.when(undecoded,
+                   F.concat(F.lit("Avro body does not decode with writer schema "),
+                            F.col("schema_id").cast("string")))
+            .when(~F.coalesce(F.col("record.user_id").rlike(UUID_PATTERN), F.lit(False)),
+                  F.lit("user_id is missing or not a UUID")))
+        # Decoded once: the counts, the users and the dead letters are read from this cache.
+        checked = decoded.withColumn("error", invalid_reason).persist()
+        cached.append(checked)
+        valid = checked.where(F.col("error").isNull())
+        # One aggregate instead of caching the shaped users to count them: a row per user
+        # lands (the newest event wins), so the users written are the distinct valid ids.
+        counts = checked.agg(
+            F.countDistinct(F.when(F.col("error").isNull(), F.lower("record.user_id")))
+            .alias("users"),
+            F.count(F.col("error")).alias("invalid"),
+            F.count(F.lit(1)).alias("messages")).first()
+        users_written, invalid_count = counts["users"], counts["invalid"]
+        repeats = counts["messages"] - invalid_count - users_written
+        if users_written:
+            self._save(self._shape(valid, F, newest_only=repeats > 0), "users")
+            if len(self.report.sample_user_ids) < 20:
+                self.report.sample_user_ids += [
+                    r.user_id for r in valid.select("record.user_id")
+                    .limit(20 - len(self.report.sample_user_ids)).collect()]
+        return users_written, invalid_count, checked.where(F.col("error").isNotNull())
+
+    def _write_dead_letters(self, dead_letters) -> None:
+        self._save(dead_letters, "users_dead_letter")
+        for row in dead_letters.select("kafka_partition", "kafka_offset", "error") \
+                .limit(5).collect():
+            log.warning("dead letter p%s@%s: %s", row.kafka_partition, row.kafka_offset,
+                        row.error)
+
+    def _count(self, framed, batch_id: int, F, users_written: int, dead_count: int,
+               schema_ids: list[int]) -> None:
         offsets = framed.groupBy("partition").agg(F.max("offset").alias("last"),
                                                   F.count("*").alias("n")).collect()
         messages = sum(r.n for r in offsets)

@@ -26,7 +26,7 @@ def test_triggered_relay_publishes_the_outbox_and_reports_facts(stack):
     triggered_at = datetime.now(UTC)
     api.set_paused(DAG_ID, False)
     try:
-        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+        run = api.trigger(DAG_ID)
         (finished,) = api.wait_for_runs(DAG_ID, {run["dag_run_id"]})
         assert finished["state"] == "success", finished
     finally:

@@ -71,7 +71,7 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
             ids += [r[0] for r in conn.execute(EVENTS_SQL, (EVENTS,)).fetchall()]
         start_offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
                                           names.USERS_TOPIC)
-        api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": None})
+        api.trigger(DAG_ID)
         # Unpausing may also have started a safety-net run; whichever run relays the events is
         # the one the outage fails (one run at a time), so that is the run to clear.
         deadline = time.monotonic() + 300

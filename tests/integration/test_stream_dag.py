@@ -94,9 +94,7 @@ def test_missing_records_send_an_alert_naming_the_keys(stack):
     api.set_paused(DAG_ID, False)
     try:
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
-        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
-            "logical_date": None,
-            "conf": {"verify_user_ids": [absent], "landing_timeout_s": 20}})
+        run = api.trigger(DAG_ID, conf={"verify_user_ids": [absent], "landing_timeout_s": 20})
         (finished,) = api.wait_for_runs(DAG_ID, {run["dag_run_id"]}, RUN_TIMEOUT_S)
     finally:
         api.set_paused(DAG_ID, True)
@@ -117,9 +115,8 @@ def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack)
     api.set_paused(DAG_ID, False)
     try:
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
-        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
-            "logical_date": None,
-            "conf": {"verify_user_ids": list(landed)[:5], "landing_timeout_s": 20}})
+        run = api.trigger(DAG_ID, conf={"verify_user_ids": list(landed)[:5],
+                                        "landing_timeout_s": 20})
         run_id = run["dag_run_id"]
         (finished,) = api.wait_for_runs(DAG_ID, {run_id}, RUN_TIMEOUT_S)
         assert finished["state"] == "success", finished
@@ -168,9 +165,8 @@ def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
         users = produce_users(stack.settings, names.USERS_TOPIC, 60_000,
                               seed=int(time.time()) + 2)
-        run = api.call("POST", f"/dags/{DAG_ID}/dagRuns", json={
-            "logical_date": None,
-            "conf": {"verify_user_ids": list(users)[-20:], "landing_timeout_s": 120}})
+        run = api.trigger(DAG_ID, conf={"verify_user_ids": list(users)[-20:],
+                                        "landing_timeout_s": 120})
         run_id = run["dag_run_id"]
         path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{STREAM_TASK_ID}"
         checkpoint = str(checkpoint_root() / CHECKPOINT_NAME)
