@@ -31,7 +31,6 @@ from cassandra.query import SimpleStatement
 from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include import cql
 from include.provisioning import apply_cql
-from include.stream.class_data import driver_class_data
 from local_stack.cli import make_context
 from local_stack.services import cassandra_session
 from local_stack.settings import Settings
@@ -39,7 +38,6 @@ from local_stack.stream_harness import (
     job_config,
     job_report,
     produce_users,
-    spark_runtime,
     start_job,
 )
 
@@ -79,15 +77,7 @@ def run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_proce
                      timeout_s: float) -> tuple[dict, list[dict]]:
     """Runs the job to its end, reading the Spark job's and Cassandra's CPU as each micro-batch
     is logged; returns the job's report and one entry per batch."""
-    archive = spark_runtime(settings).class_data_archive()
-    with driver_class_data(archive) as driver:
-        return _run_job_by_batch(settings, config, log_path, cassandra_process, timeout_s,
-                                 driver.option)
-
-
-def _run_job_by_batch(settings: Settings, config, log_path: Path, cassandra_process,
-                      timeout_s: float, driver_option: str) -> tuple[dict, list[dict]]:
-    process = start_job(settings, config, log_path, driver_option)
+    process = start_job(settings, config, log_path)
     job = psutil.Process(process.pid)
     deadline = time.monotonic() + timeout_s
     mark = (time.perf_counter(), tree_cpu_s(job), cpu_s(cassandra_process))

@@ -19,7 +19,6 @@ from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import encode, event_record, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from include.stream.class_data import driver_class_data
 from include.stream.job import SparkRuntime, StreamJobConfig
 from local_stack.settings import Settings
 
@@ -107,31 +106,24 @@ def spark_runtime(settings: Settings) -> SparkRuntime:
 
 
 def start_job(settings: Settings, config: StreamJobConfig, log_path: Path,
-              driver_option: str = "") -> subprocess.Popen:
+              ) -> subprocess.Popen:
     runtime = spark_runtime(settings)
     log = log_path.open("w")
-    return subprocess.Popen(runtime.command("local[2]", config, driver_option=driver_option),
+    return subprocess.Popen(runtime.command("local[2]", config),
                             stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, **runtime.env()}, start_new_session=True)
 
 
 def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,
-            timeout_s: int = 900, archive_root: Path | None = None,
-            extra_driver_option: str = "") -> dict[str, Any]:
-    """Runs the job to its end as the DAG's operator does, with the driver's class-data archive
-    (see include/stream/class_data) under `archive_root` (default: the checkpoint root)."""
-    archive = spark_runtime(settings).class_data_archive(archive_root)
-    with driver_class_data(archive) as driver:
-        process = start_job(settings, config, log_path,
-                            f"{driver.option} {extra_driver_option}".strip())
-        try:
-            code = process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
-        report = job_report(code, config, log_path)
-        driver.keep_dump = report["batches"] > 0
-        return report
+            timeout_s: int = 900) -> dict[str, Any]:
+    """Runs the job to its end, as the DAG's operator does."""
+    process = start_job(settings, config, log_path)
+    try:
+        code = process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    return job_report(code, config, log_path)
 
 
 def job_report(exit_code: int, config: StreamJobConfig, log_path: Path) -> dict[str, Any]:

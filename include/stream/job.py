@@ -13,7 +13,6 @@ from typing import Any
 
 from include import names
 from include.dag_defaults import STREAM_MAX_OFFSETS_PER_TRIGGER, STREAM_TRIGGER_INTERVAL
-from include.stream.class_data import archive_for, with_driver_options
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
@@ -92,20 +91,16 @@ class SparkRuntime:
                    jars=os.environ.get("USERSTREAM_SPARK_JARS", ""),
                    python=os.environ.get("USERSTREAM_SPARK_PYTHON", "python3"))
 
-    def class_data_archive(self, root: Path | None = None) -> Path | None:
-        return archive_for(root or checkpoint_root(), self.spark_submit, self.jars)
-
     def env(self) -> dict[str, str]:
         # The driver and workers must not pick up Airflow's Python (it has pyspark-client 4).
         return {"PYSPARK_PYTHON": self.python, "PYSPARK_DRIVER_PYTHON": self.python}
 
     def command(self, master: str, config: StreamJobConfig,
-                extra_conf: dict[str, str] | None = None, driver_option: str = "") -> list[str]:
-        """`driver_option`: added to the driver's JVM options (see include/stream/class_data)."""
+                extra_conf: dict[str, str] | None = None) -> list[str]:
         command = [self.spark_submit, "--master", master, "--name", "userstream-stream-users"]
         if self.jars:
             command += ["--jars", self.jars]
-        conf = with_driver_options({**SPARK_CONF, **(extra_conf or {})}, driver_option)
+        conf = {**SPARK_CONF, **(extra_conf or {})}
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
         return [*command, str(STREAM_JOB), *config.arguments()]

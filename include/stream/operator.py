@@ -4,7 +4,6 @@ task runs."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -16,7 +15,6 @@ from include.dag_defaults import (
     STREAM_MAX_RUN_S,
     STREAM_STOP_WHEN_IDLE_S,
 )
-from include.stream.class_data import ENABLED_SETTING, driver_class_data, with_driver_options
 from include.stream.job import (
     CHECKPOINT_NAME,
     STREAM_JOB,
@@ -36,13 +34,6 @@ def stream_job_config(run_id: str, try_number: int, **overrides: Any) -> StreamJ
         cassandra_host=host, cassandra_port=port,
         checkpoint=checkpoint_root() / CHECKPOINT_NAME,
         report=report_path(run_id, try_number), **overrides)
-
-
-def _describe(option: str, archive: Path | None) -> str:
-    if archive is None:
-        return f"off (the JDK has no base archive, or {ENABLED_SETTING} is false)"
-    verb = "mapping" if option.startswith("-XX:SharedArchiveFile") else "dumping one into"
-    return f"{verb} {archive}"
 
 
 class StreamUsersOperator(SparkSubmitOperator):
@@ -71,13 +62,8 @@ class StreamUsersOperator(SparkSubmitOperator):
         self.application_args = config.arguments()
         self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                       config.keyspace, config.checkpoint)
-        archive = self.runtime.class_data_archive()
-        with driver_class_data(archive) as driver:
-            self.log.info("driver class-data archive: %s", _describe(driver.option, archive))
-            self.conf = with_driver_options(self.conf, driver.option)
-            super().execute(context)
-            report = read_report(config.report)
-            driver.keep_dump = report["batches"] > 0
+        super().execute(context)
+        report = read_report(config.report)
         self.log.info("stream job report: %d messages, %d users upserted, %d dead letters, "
                       "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
                       report["rows_written"], report["dead_letters"], report["batches"],

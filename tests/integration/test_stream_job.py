@@ -1,7 +1,6 @@
 """The stream job against the real Kafka, registry, Spark and Cassandra: every record lands once
 with the right values, a user repeated in a batch lands from its newest event, replays are
-harmless, the driver reuses the class-data archive its first run dumped, a killed run resumes
-without loss, poison messages become dead letters, and an evolved schema keeps decoding."""
+harmless, a killed run resumes without loss, poison messages become dead letters, and an evolved schema keeps decoding."""
 
 from __future__ import annotations
 
@@ -26,7 +25,6 @@ from local_stack.stream_harness import (
     produce_users,
     register_subject,
     run_job,
-    spark_runtime,
     start_job,
 )
 
@@ -114,31 +112,6 @@ def test_a_user_repeated_in_one_batch_lands_once_from_its_newest_event(
     assert set(landed) == set(newer)
     assert all(event_id >= 50_000 for event_id, _ in landed.values())
     assert all(landed[u][1] == newer[u]["last_name"] for u in newer)
-
-
-def test_the_first_run_dumps_a_class_data_archive_and_the_next_run_maps_it(
-        stack, cassandra, tmp_path):
-    keyspace, session = cassandra
-    topic = f"stream-cds-{uuid.uuid4().hex[:8]}"
-    users = produce_users(stack.settings, topic, 200, seed=47)
-    root = tmp_path / "archives"
-    archive = spark_runtime(stack.settings).class_data_archive(root)
-    assert archive is not None, "this JDK has no base CDS archive, so the driver cannot use one"
-    first = run_job(stack.settings, job_config(stack.settings, topic, keyspace,
-                                               tmp_path / "c1", tmp_path / "r1.json"),
-                    tmp_path / "run1.log", archive_root=root)
-    assert first["rows_written"] == 200
-    assert archive.is_file(), f"no archive after a successful run: {list(root.rglob('*'))}"
-    assert not list(archive.parent.glob("*.pending")), "a dump was left under its temporary name"
-    # -Xshare:on makes an archive the JVM cannot map (damaged, other classpath) fatal.
-    second = run_job(stack.settings, job_config(stack.settings, topic, keyspace,
-                                                tmp_path / "c2", tmp_path / "r2.json"),
-                     tmp_path / "run2.log", archive_root=root,
-                     extra_driver_option="-Xshare:on -Xlog:cds=info")
-    assert second["rows_written"] == 200
-    assert f"Opened archive {archive}." in (tmp_path / "run2.log").read_text()
-    landed = {str(r.user_id) for r in cassandra_rows(session, keyspace)}
-    assert set(users) <= landed
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_without_loss(stack, cassandra, tmp_path):
