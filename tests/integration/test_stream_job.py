@@ -1,6 +1,7 @@
 """The stream job against the real Kafka, registry, Spark and Cassandra: every record lands once
 with the right values, a user repeated in a batch lands from its newest event, replays are
-harmless, a killed run resumes without loss, poison messages become dead letters, and an evolved schema keeps decoding."""
+harmless, a killed run resumes without loss, poison messages become dead letters, and an evolved
+schema keeps decoding."""
 
 from __future__ import annotations
 
