@@ -67,8 +67,7 @@ def main() -> None:
                                   for kind in ("scratch", "relay", "perf"))
     for name in (scratch, topic, perf_topic):
         ensure_topic(admin, TopicSpec.from_env(name))
-    with pg_connect(ctx, "userstream") as conn, pg_connect(ctx, "userstream") as spare, \
-            pg_connect(ctx, "userstream") as another_spare:
+    with pg_connect(ctx, "userstream") as conn:
         relay_pending(conn, producer, scratch, schema_id, schema)  # leave only our events
         start = datetime(2023, 1, 1, tzinfo=UTC)
         window = IngestWindow(f"bench-relay-{uuid.uuid4().hex[:8]}", start,
@@ -85,8 +84,7 @@ def main() -> None:
         kafka = service_process(s.run_dir, "kafka", hint)
         before = (cpu_s(relay_process), tree_cpu_s(postgres), cpu_s(kafka))
         started = time.perf_counter()
-        stats = relay_pending(conn, producer, topic, schema_id, schema,
-                              spare_conns=[spare, another_spare])
+        stats = relay_pending(conn, producer, topic, schema_id, schema)
         relay_s = time.perf_counter() - started
         cpu = {"relay_process": cpu_s(relay_process) - before[0],
                "postgres": cpu_delta_s(before[1], tree_cpu_s(postgres)),

@@ -6,17 +6,14 @@ then are the events marked published, in that same transaction. Any delivery fai
 transaction back: the events stay unpublished and the task fails with the broker's error. An
 event that cannot be encoded is marked failed with its reason and does not block the queue.
 
-With a second connection the relay pipelines: while batch N's transaction commits on one
-connection, batch N+1 is claimed on the other (SKIP LOCKED passes over N's rows). Batch N+1 is
-produced only after N committed, so a failed commit never lets a later event overtake it.
+Batches go one after another: batch N+1 is claimed only after batch N committed, so a failed
+commit never lets a later event overtake an earlier one.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -189,35 +186,27 @@ def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
 
 def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, schema_id: int,
                   parsed_schema: dict[str, Any], batch_size: int = RELAY_BATCH_SIZE,
-                  max_batches: int | None = None,
-                  spare_conns: Sequence[psycopg.Connection] = (),
-                  flush_timeout_s: float = 60.0) -> RelayStats:
-    """Relays batches until the outbox has nothing unclaimed left (or max_batches).
-
-    With two spare connections the relay pipelines (see `_Pipeline`); otherwise each batch is
-    claimed, encoded, produced, acknowledged and committed in turn.
-    """
+                  max_batches: int | None = None, flush_timeout_s: float = 60.0) -> RelayStats:
+    """Relays batches until the outbox has nothing unclaimed left (or max_batches): each batch is
+    claimed, encoded, produced, acknowledged and committed in turn."""
     stats = RelayStats()
     started = time.perf_counter()
-    connections = [conn, *spare_conns]
     encoder = EventEncoder(schema_id, parsed_schema)
-    if len(connections) >= 3:
-        _Pipeline(connections[:3], producer, topic, encoder, stats, batch_size, max_batches,
-                  flush_timeout_s).run()
-    else:
-        while max_batches is None or stats.batches < max_batches:
-            batch = _claim(conn, batch_size, stats)
-            if batch is None:
-                break
-            encoded = _encode(batch, encoder, stats)
-            try:
-                deliveries = _produce(encoded, producer, topic, stats)
-                _await_acks(batch.ids, encoded, deliveries, producer, stats, flush_timeout_s)
-            except BaseException as exc:
-                batch.abort(exc)
-                raise
-            batch.commit(encoded.event_ids(), encoded.failures)
-            _count(stats, batch.ids, encoded, deliveries.offsets)
+    while max_batches is None or stats.batches < max_batches:
+        batch = _claim(conn, batch_size, stats)
+        if batch is None:
+            break
+        encoded = _encode(batch, encoder, stats)
+        try:
+            deliveries = _produce(encoded, producer, topic, stats)
+            _await_acks(batch.ids, encoded, deliveries, producer, stats, flush_timeout_s)
+        except BaseException as exc:
+            batch.abort(exc)
+            raise
+        mark = time.perf_counter()
+        batch.commit(encoded.event_ids(), encoded.failures)
+        stats.timed("commit", mark)
+        _count(stats, batch.ids, encoded, deliveries.offsets)
     stats.seconds = time.perf_counter() - started
     log.info("relay done: %d events sent, %d failed encoding, %d batches in %.1fs (%s)",
              stats.sent, stats.failed_encoding, stats.batches, stats.seconds,
@@ -234,76 +223,3 @@ def _claim(conn: psycopg.Connection, batch_size: int, stats: RelayStats) -> _Cla
         batch.commit([], [])
         return None
     return batch
-
-
-class _Pipeline:
-    """Keeps the Python thread producing and encoding while the database works beside it.
-
-    Three connections in turn. Once batch N is acknowledged, its commit runs on a finisher thread
-    while this thread encodes batch N+1 (claimed earlier) and a claimer thread claims batch N+2;
-    SKIP LOCKED passes over the rows the earlier batches hold. Batch N+1 is produced only after N
-    committed. If N fails, the batches claimed after it are rolled back unsent, so no event
-    overtakes an earlier one and nothing is marked published without its acknowledgement.
-    """
-
-    def __init__(self, connections: list[psycopg.Connection], producer: ProducerLike,
-                 topic: str, encoder: EventEncoder, stats: RelayStats, batch_size: int,
-                 max_batches: int | None, flush_timeout_s: float) -> None:
-        self.connections, self.producer, self.topic = connections, producer, topic
-        self.encoder, self.stats, self.batch_size = encoder, stats, batch_size
-        self.max_batches, self.flush_timeout_s = max_batches, flush_timeout_s
-        self.claims = 0
-
-    def _claim_next(self) -> _ClaimedBatch | None:
-        if self.max_batches is not None and self.claims >= self.max_batches:
-            return None
-        conn = self.connections[self.claims % len(self.connections)]
-        self.claims += 1
-        return _claim(conn, self.batch_size, self.stats)
-
-    def _commit(self, batch: _ClaimedBatch, encoded: EncodedBatch) -> None:
-        mark = time.perf_counter()
-        batch.commit(encoded.event_ids(), encoded.failures)
-        self.stats.timed("commit", mark)
-
-    def run(self) -> None:
-        stats = self.stats
-        with ThreadPoolExecutor(1, thread_name_prefix="relay-claim") as claimer, \
-                ThreadPoolExecutor(1, thread_name_prefix="relay-commit") as committer:
-            batch = self._claim_next()
-            claiming = claimer.submit(self._claim_next) if batch is not None else None
-            following: _ClaimedBatch | None = None
-            try:
-                encoded = _encode(batch, self.encoder, stats) if batch else None
-                while batch is not None and encoded is not None:
-                    deliveries = _produce(encoded, self.producer, self.topic, stats)
-                    _await_acks(batch.ids, encoded, deliveries, self.producer, stats,
-                                self.flush_timeout_s)
-                    committing = committer.submit(self._commit, batch, encoded)
-                    committed, batch = batch, None  # the commit owns it now
-                    following = claiming.result() if claiming is not None else None
-                    claiming = claimer.submit(self._claim_next) if following else None
-                    next_encoded = _encode(following, self.encoder, stats) \
-                        if following else None
-                    mark = time.perf_counter()
-                    committing.result()
-                    stats.timed("commit_wait", mark)
-                    _count(stats, committed.ids, encoded, deliveries.offsets)
-                    batch, encoded, following = following, next_encoded, None
-            except BaseException as exc:
-                if batch is None and following is None and "committing" in locals():
-                    _quiet_result(committing)  # a claim failed: the batch before it may commit
-                for claimed in (batch, following):
-                    if claimed is not None:
-                        claimed.abort(exc)
-                if claiming is not None and (ahead := _quiet_result(claiming)) is not None:
-                    ahead.abort(exc)
-                raise
-
-
-def _quiet_result(future: Future) -> Any:
-    """The future's result, or None when it failed (the caller is already raising)."""
-    try:
-        return future.result()
-    except BaseException:
-        return None

@@ -30,8 +30,6 @@ def run_relay(batch_size: int = RELAY_BATCH_SIZE, topic: str = names.USERS_TOPIC
     schema_id = schema_id_for(registry_url())
     producer = RelayProducerHook().get_producer()
     hook = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID)
-    # Three connections, so claiming and committing run beside the encoding (outbox._Pipeline).
-    with closing(hook.get_conn()) as conn, closing(hook.get_conn()) as spare, \
-            closing(hook.get_conn()) as another_spare:
+    with closing(hook.get_conn()) as conn:
         return relay_pending(conn, producer, topic, schema_id, load_parsed_schema(),
-                             batch_size=batch_size, spare_conns=[spare, another_spare])
+                             batch_size=batch_size)

@@ -4,14 +4,12 @@ relay's settings, draining the outbox, and reading a topic back whole."""
 from __future__ import annotations
 
 import uuid
-from contextlib import ExitStack, contextmanager
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from include.provisioning import TopicSpec, ensure_topic
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
-from local_stack.services import pg_connect
 
 EVENTS_SQL = """
 INSERT INTO staging.user_events (user_id, content_hash, payload)
@@ -23,14 +21,6 @@ SELECT u, md5(u::text), jsonb_build_object(
 FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, %s)) s
 RETURNING id
 """
-
-
-@contextmanager
-def pipeline_connections(stack, spares: int = 2):
-    """Spare connections that switch relay_pending to its pipelined path (the task's path)."""
-    with ExitStack() as stack_of_connections:
-        yield [stack_of_connections.enter_context(pg_connect(stack, "userstream"))
-               for _ in range(spares)]
 
 
 def producer(stack) -> Producer:

@@ -16,7 +16,6 @@ from local_stack.services import pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
     drain_outbox,
-    pipeline_connections,
     producer,
     read_topic,
 )
@@ -37,8 +36,7 @@ def relay_env(stack):
 def test_50k_events_relayed_exactly_once(stack, relay_env):
     conn, topic, schema_id, schema, registry = relay_env
     ids = [r[0] for r in conn.execute(EVENTS_SQL, (50_000,)).fetchall()]
-    with pipeline_connections(stack) as spares:
-        stats = relay_pending(conn, producer(stack), topic, schema_id, schema, spare_conns=spares)
+    stats = relay_pending(conn, producer(stack), topic, schema_id, schema)
     assert stats.batches == 10
     assert stats.sent == 50_000 and stats.failed_encoding == 0
     assert stats.first_event_id == min(ids) and stats.last_event_id == max(ids)
@@ -66,9 +64,9 @@ def test_two_relays_never_send_the_same_event(stack, relay_env):
 
     def run() -> None:
         try:
-            with pg_connect(stack, "userstream") as own, pipeline_connections(stack) as spares:
+            with pg_connect(stack, "userstream") as own:
                 results.append(relay_pending(own, producer(stack), topic, schema_id, schema,
-                                             batch_size=1000, spare_conns=spares))
+                                             batch_size=1000))
         except Exception as exc:  # surfaced below
             errors.append(exc)
 
@@ -85,16 +83,13 @@ def test_two_relays_never_send_the_same_event(stack, relay_env):
     assert set(event_ids) == set(ids)
 
 
-@pytest.mark.parametrize("spares", [0, 2], ids=["one-connection", "pipelined"])
-def test_an_event_that_cannot_be_encoded_is_marked_failed(stack, relay_env, spares):
+def test_an_event_that_cannot_be_encoded_is_marked_failed(stack, relay_env):
     conn, topic, schema_id, schema, _ = relay_env
     good = [r[0] for r in conn.execute(EVENTS_SQL, (10,)).fetchall()]
     bad = conn.execute("INSERT INTO staging.user_events (user_id, content_hash, payload) "
                        "VALUES (gen_random_uuid(), 'x', '{\"age\": \"not a number\"}') "
                        "RETURNING id").fetchone()[0]
-    with pipeline_connections(stack, spares) as spare_conns:
-        stats = relay_pending(conn, producer(stack), topic, schema_id, schema, batch_size=4,
-                              spare_conns=spare_conns)
+    stats = relay_pending(conn, producer(stack), topic, schema_id, schema, batch_size=4)
     assert (stats.sent, stats.failed_encoding) == (10, 1)
     failed = conn.execute("SELECT failed_at IS NOT NULL, failure, published_at FROM "
                           "staging.user_events WHERE id = %s", (bad,)).fetchone()

@@ -22,7 +22,6 @@ from local_stack.services import by_name, pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
     drain_outbox,
-    pipeline_connections,
     read_topic,
 )
 
@@ -45,10 +44,9 @@ def test_broker_stopped_mid_relay_loses_nothing(stack):
 
         def relay() -> None:
             try:
-                with pg_connect(stack, "userstream") as own, \
-                        pipeline_connections(stack) as spares:
+                with pg_connect(stack, "userstream") as own:
                     relay_pending(own, Producer(settings), topic, schema_id, schema,
-                                  batch_size=2000, spare_conns=spares)
+                                  batch_size=2000)
             except BaseException as exc:
                 failure.append(exc)
 
