@@ -7,7 +7,6 @@ asset events, backfills) with the same token."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from datetime import datetime
@@ -21,8 +20,9 @@ from local_stack.settings import PROJECT_ROOT
 
 
 def as_dict(model: Any) -> dict:
-    """A client model as the REST API's JSON (timestamps as ISO strings)."""
-    return json.loads(model.to_json())
+    """A client model as the REST API's JSON: every field, null ones too, timestamps as ISO
+    strings (the client's own to_dict and to_json leave null fields out)."""
+    return model.model_dump(mode="json", by_alias=True)
 
 
 class AirflowApi:
@@ -170,7 +170,8 @@ class AirflowApi:
         returns the ids of the cleared tasks."""
         cleared = self.task_instances.post_clear_task_instances(
             dag_id, client.ClearTaskInstancesBody(
-                dry_run=False, only_failed=False, task_ids=[task_id], dag_run_id=run_id,
+                dry_run=False, only_failed=False, dag_run_id=run_id,
+                task_ids=[client.ClearTaskInstancesBodyTaskIdsInner(task_id)],
                 include_downstream=include_downstream))
         return [ti.task_id for ti in cleared.task_instances]
 
