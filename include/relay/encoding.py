@@ -7,7 +7,6 @@ becomes a failure with its reason; the rest of the batch is encoded.
 
 from __future__ import annotations
 
-import logging
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +14,6 @@ from typing import Any
 import orjson
 
 from include.relay.avro import encode, event_record
-
-log = logging.getLogger(__name__)
 
 MAX_REASON = 1000
 # What fastavro raises for a value of the wrong type, and orjson for a payload that is not JSON.

@@ -88,8 +88,8 @@ POLL_EVERY = 1000  # serve delivery reports while producing, without a poll call
 
 class _ClaimedBatch:
     """A batch of claimed events, oldest first, and the open transaction that holds their row
-    locks. Text and the JSON payload stay the UTF-8 bytes PostgreSQL sent: the encoder needs
-    bytes, and this thread (the claimer, when pipelined) should not decode what it re-encodes."""
+    locks. Text and the JSON payload stay the UTF-8 bytes PostgreSQL sent: orjson parses the
+    payload's bytes directly, and the message key is the user_id's bytes as they came."""
 
     def __init__(self, conn: psycopg.Connection, batch_size: int) -> None:
         self.conn = conn
