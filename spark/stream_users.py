@@ -3,21 +3,29 @@
 A Spark Structured Streaming job run by spark-submit with the project's jar set
 (spark-sql-kafka, spark-avro, spark-cassandra-connector). Each micro-batch:
 
-1. splits the Confluent framing: magic byte 0, 4-byte schema id, Avro body;
+1. splits the Confluent framing: magic byte 0, a schema id (unsigned 32-bit), the Avro body;
 2. decodes each body with its *writer* schema, fetched from the registry by id (cached), resolved
-   to the reader schema `include/schemas/user_created.avsc`, so evolved schemas keep working;
-3. validates (a decodable body with a UUID `user_id`) and keeps the newest event per user;
-4. upserts `users` through the connector (primary key `user_id`: a replay rewrites, never adds);
-5. writes what it could not decode or validate to `users_dead_letter` with the reason.
+   to the reader schema `include/schemas/user_created.avsc`, so evolved schemas keep working; a
+   writer schema the reader cannot resolve is found once per id, by a probe;
+3. validates each record against the record contract (`include/record_contract.py`, the rule
+   ingest and the relay apply too) and keeps the newest event per user;
+4. upserts `users` through the connector, each row with a write timestamp derived from its event
+   id (`WRITE_TIME`), so Cassandra keeps the newest outbox event of a user whatever order events
+   arrive in: across micro-batches, on a replay of any offsets, from several partitions or
+   relays;
+5. writes every message it cannot frame, decode, validate or write to `users_dead_letter` with the
+   reason, topic, partition, offset and raw bytes. The job never stops on input: Avro's length
+   limits (set by the launcher) turn a body that declares a huge string into a decode failure.
+   A registry or Cassandra outage still fails the run.
 
-The table's columns are the .avsc's fields plus where each row came from; `table_columns` derives
-them, and a unit test holds the CQL to it. Progress is checkpointed; by default the job drains
-what is in the topic and exits (`--trigger available-now`); `--trigger processing-time` runs a
-long-lived query, which `--stop-when-idle-s` ends once no message came for that long (and
-`--max-run-s` ends in any case), between two micro-batches. That keeps one Spark start-up for as
-long as data keeps coming. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
+The table's columns are the .avsc's fields plus where each row came from (`table_columns`). Progress
+is checkpointed; by default the job drains what is in the topic and exits (`--trigger
+available-now`); `--trigger processing-time` runs a long-lived query, which `--stop-when-idle-s`
+ends once no message came for that long (and `--max-run-s` ends in any case), between two
+micro-batches. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
 
-This file runs inside the Spark runtime's Python, not Airflow's: it imports nothing of `include`.
+This file runs inside the Spark runtime's Python, not Airflow's. Of `include` it imports only the
+record contract, which needs nothing beyond the standard library.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import argparse
 import functools
 import json
 import logging
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,42 +42,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT_ROOT))  # for the record contract, the one shared rule
+
+from include.record_contract import (  # noqa: E402
+    INT_RANGE,
+    TIMESTAMP_MS_RANGE,
+    RecordContract,
+    table_columns,
+)
+
 log = logging.getLogger("userstream.stream_users")
 
-READER_SCHEMA = Path(__file__).resolve().parents[1] / "include" / "schemas" / "user_created.avsc"
+READER_SCHEMA = PROJECT_ROOT / "include" / "schemas" / "user_created.avsc"
 
-AVRO_TO_CQL = {"string": "text", "int": "int", "long": "bigint", "double": "double",
-               "float": "float", "boolean": "boolean", "bytes": "blob"}
-LOGICAL_TO_CQL = {"uuid": "uuid", "timestamp-millis": "timestamp",
-                  "timestamp-micros": "timestamp", "date": "date"}
-# Where each row came from and when it landed; not part of the event.
-PROVENANCE_COLUMNS = [("kafka_partition", "int"), ("kafka_offset", "bigint"),
-                      ("ingestion_time", "timestamp")]
-# user_id too: Cassandra reads a UUID in either case, so counting and ranking must not tell
-# "ABC..." from "abc..." apart.
-LOWER_CASED = {"email", "user_id"}
-UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-
-
-def _cql_type(avro_type: Any) -> str:
-    if isinstance(avro_type, list):
-        branches = [t for t in avro_type if t != "null"]
-        if len(branches) != 1:
-            raise ValueError(f"only [null, T] unions map to a column, got {avro_type}")
-        return _cql_type(branches[0])
-    if isinstance(avro_type, dict):
-        logical = avro_type.get("logicalType")
-        if logical in LOGICAL_TO_CQL:
-            return LOGICAL_TO_CQL[logical]
-        return _cql_type(avro_type["type"])
-    if avro_type not in AVRO_TO_CQL:
-        raise ValueError(f"Avro type {avro_type!r} has no column mapping")
-    return AVRO_TO_CQL[avro_type]
-
-
-def table_columns(avro_schema: dict[str, Any]) -> list[tuple[str, str]]:
-    """The `users` table's columns (name, CQL type): every .avsc field, then provenance."""
-    return [(f["name"], _cql_type(f["type"])) for f in avro_schema["fields"]] + PROVENANCE_COLUMNS
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+# Confluent schema ids are non-negative Java ints: a larger id cannot be in any registry.
+MAX_SCHEMA_ID = 2**31 - 1
+# Each row's Cassandra write timestamp: the outbox event id (the outbox's own order, in which a
+# user's events are committed) on top of 2^52 microseconds (the year 2112), so it is later than any
+# wall-clock timestamp a row was written with before, and the newest event of a user always wins.
+# The record contract keeps event_id within 1..2^62, so the sum never overflows.
+WRITE_TIME_BASE = 2**52
+WRITE_TIME = f"{WRITE_TIME_BASE} + record.event_id"
+# The moment each row is handed to the Cassandra writer (evaluated per row, not per batch).
+HANDED_TO_WRITER = ("timestamp_millis(cast(reflect('java.lang.System', 'currentTimeMillis') "
+                    "as bigint))")
 
 
 @dataclass
@@ -149,21 +148,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class UsersBatchWriter:
-    """The foreachBatch body: decode, validate, upsert, dead-letter, count."""
+    """The foreachBatch body: frame, decode, validate, upsert, dead-letter, count."""
 
     def __init__(self, args: argparse.Namespace, reader_schema: str, report: StreamReport):
         self.args = args
         self.reader_schema = reader_schema
         parsed = json.loads(reader_schema)
+        self.contract = RecordContract.from_schema(parsed)
         self.columns = [name for name, _ in table_columns(parsed)]
-        self.required_fields = [f["name"] for f in parsed["fields"]
-                                if not isinstance(f["type"], list)]
         self.registry = SchemaRegistry(args.registry_url)
         self.report = report
+        self._unusable: dict[int, str | None] = {}  # schema id -> why it cannot be read, or None
 
     def __call__(self, batch, batch_id: int) -> None:
         from pyspark.sql import functions as F
-        from pyspark.sql.avro.functions import from_avro
 
         started = time.time()
         if self.report.first_batch_started is None:
@@ -172,18 +170,18 @@ class UsersBatchWriter:
             "topic", "partition", "offset", "timestamp", "key", "value",
             F.coalesce(F.length("value") >= 5, F.lit(False)).alias("long_enough"),
             F.hex(F.substring("value", 1, 1)).alias("magic"),
-            F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("int").alias("schema_id"),
+            F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long").alias("schema_id"),
         ).persist()
         cached = [framed]
         try:
-            self._write(framed, batch_id, cached, F, from_avro)
+            self._write(framed, batch_id, cached, F)
         finally:
             for frame in cached:
                 frame.unpersist()
         self.report.processing_seconds += time.time() - started
 
-    def _write(self, framed, batch_id: int, cached: list, F, from_avro) -> None:
-        schema_ids, undecodable, decoded_parts = self._split_by_schema(framed, F, from_avro)
+    def _write(self, framed, batch_id: int, cached: list, F) -> None:
+        schema_ids, undecodable, decoded_parts = self._split_by_schema(framed, F)
         dead = [undecodable.select(*self._dead_letter_columns(F))]
         users_written = invalid_count = 0
         if decoded_parts:
@@ -196,51 +194,66 @@ class UsersBatchWriter:
             self._write_dead_letters(_union(dead))
         self._count(framed, batch_id, F, users_written, dead_count, schema_ids)
 
-    def _split_by_schema(self, framed, F, from_avro) -> tuple[list[int], Any, list]:
+    def _split_by_schema(self, framed, F) -> tuple[list[int], Any, list]:
         """The schema ids of the batch, the messages that cannot be decoded (with `error`), and
-        one frame per known writer schema with its decoded `record`."""
+        one frame per readable writer schema with its decoded `record`."""
+        from pyspark.sql.avro.functions import from_avro
+
         well_framed = F.col("long_enough") & (F.col("magic") == "00")
         schema_ids = sorted(r.schema_id for r in
                             framed.where(well_framed).select("schema_id").distinct().collect())
-        # Unknown ids (None) are dead-lettered below.
-        writer_schemas = {i: text for i in schema_ids
-                          if (text := self.registry.schema(i)) is not None}
+        readable = {i: self.registry.schema(i) for i in schema_ids
+                    if self._why_unusable(framed.sparkSession, i, F) is None}
         # The body is cut from the cached value where it is decoded, not cached a second time.
         body = F.expr("substring(value, 6, length(value) - 5)")
         decoded_parts = [
             framed.where(well_framed & (F.col("schema_id") == schema_id)).withColumn(
                 "record", from_avro(body, writer_schema,
                                     {"mode": "PERMISSIVE", "avroSchema": self.reader_schema}))
-            for schema_id, writer_schema in writer_schemas.items()]
-        known = list(writer_schemas)
+            for schema_id, writer_schema in readable.items()]
+        reasons = [F.lit(x) for i in schema_ids if i not in readable
+                   for x in (i, self._unusable[i])]
         error = (
             F.when(~F.col("long_enough"), F.lit("message shorter than the 5-byte Confluent header"))
             .when(F.col("magic") != "00",
                   F.concat(F.lit("magic byte is 0x"), F.col("magic"), F.lit(", expected 0x00")))
-            .when(~F.col("schema_id").isin(known) if known else F.lit(True),
-                  F.concat(F.lit("schema id "), F.col("schema_id").cast("string"),
-                           F.lit(" is not in the schema registry")))
+            .when(~F.col("schema_id").isin(list(readable)) if readable else F.lit(True),
+                  F.element_at(F.create_map(*reasons), F.col("schema_id")) if reasons
+                  else F.lit(None))
         )
         undecodable = framed.where(error.isNotNull()).withColumn("error", error)
         return schema_ids, undecodable, decoded_parts
 
+    def _why_unusable(self, spark, schema_id: int, F) -> str | None:
+        """Why messages of this schema id cannot be decoded (None: they can), once per id: out of
+        the registry's range, not in the registry, or a writer schema the reader schema cannot
+        resolve (found by decoding one empty body with it)."""
+        from pyspark.sql.avro.functions import from_avro
+
+        if schema_id in self._unusable:
+            return self._unusable[schema_id]
+        reason = None
+        if schema_id > MAX_SCHEMA_ID:
+            reason = f"schema id {schema_id} is beyond the registry's range (ids are Java ints)"
+        elif (writer_schema := self.registry.schema(schema_id)) is None:
+            reason = f"schema id {schema_id} is not in the schema registry"
+        else:
+            try:
+                spark.createDataFrame([(bytearray(),)], "value binary").select(from_avro(
+                    F.col("value"), writer_schema,
+                    {"mode": "PERMISSIVE", "avroSchema": self.reader_schema})).collect()
+            except Exception as exc:  # an unreadable schema: Spark raises it in several types
+                first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+                reason = (f"writer schema {schema_id} cannot be read as the pipeline's schema: "
+                          f"{type(exc).__name__}: {first_line}")
+        self._unusable[schema_id] = reason
+        return reason
+
     def _write_users(self, decoded, cached: list, F) -> tuple[int, int, Any]:
         """Upserts the valid users; returns the users written, the invalid count and the
         invalid messages (with `error`)."""
-        # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode, and a
-        # required (non-union) field is never null after a successful decode.
-        undecoded = F.col("record").isNull()
-        for name in self.required_fields:
-            undecoded = undecoded | F.col(f"record.{name}").isNull()
-        invalid_reason = (
-            F.when(undecoded,
-                   F.concat(F.lit("Avro body does not decode with writer schema "),
-                            F.col("schema_id").cast("string")))
-            .when(~F.coalesce(F.col("record.user_id").rlike(UUID_PATTERN), F.lit(False)),
-                  F.lit("user_id is missing or not a UUID")))
-        # Decoded once: the counts, the users and the dead letters are read from this cache.
-        checked = decoded.withColumn("error", invalid_reason).persist()
-        cached.append(checked)
+        checked = decoded.withColumn("error", self._invalid_reason(F)).persist()
+        cached.append(checked)  # decoded once: counts, users and dead letters read this cache
         valid = checked.where(F.col("error").isNull())
         # One aggregate instead of caching the shaped users to count them: a row per user
         # lands (the newest event wins), so the users written are the distinct valid ids.
@@ -252,12 +265,56 @@ class UsersBatchWriter:
         users_written, invalid_count = counts["users"], counts["invalid"]
         repeats = counts["messages"] - invalid_count - users_written
         if users_written:
-            self._save(self._shape(valid, F, newest_only=repeats > 0), "users")
+            self._save(self._shape(valid, F, newest_only=repeats > 0), "users",
+                       writetime="write_time")
             if len(self.report.sample_user_ids) < 20:
                 self.report.sample_user_ids += [
                     r.user_id for r in valid.select("record.user_id")
                     .limit(20 - len(self.report.sample_user_ids)).collect()]
         return users_written, invalid_count, checked.where(F.col("error").isNotNull())
+
+    def _invalid_reason(self, F):
+        """Why a decoded message is not a valid record (null: it is), by the record contract."""
+        contract = self.contract
+        # PERMISSIVE from_avro yields a struct of nulls for a body it cannot decode (a declared
+        # length past Avro's limits included), and a required field is never null after a
+        # successful decode.
+        undecoded = F.col("record").isNull()
+        for rule in contract.fields:
+            if not rule.nullable:
+                undecoded = undecoded | F.col(f"record.{rule.name}").isNull()
+        reason = F.when(undecoded, F.concat(
+            F.lit("Avro body does not decode with writer schema "),
+            F.col("schema_id").cast("string")))
+        strings = [rule.name for rule in contract.fields if rule.kind in ("string", "uuid")]
+        too_long = [F.when(F.length(f"record.{n}") > contract.max_string_length, F.lit(n))
+                    for n in strings]
+        reason = reason.when(F.coalesce(*too_long).isNotNull(), F.concat(
+            F.lit("'"), F.coalesce(*too_long),
+            F.lit(f"' is longer than {contract.max_string_length} characters")))
+        # All strings searched at once; the field is named only for a record that fails.
+        forbidden = contract.forbidden_characters
+        holders = [F.when(F.col(f"record.{n}").rlike(forbidden), F.lit(n)) for n in strings]
+        reason = reason.when(
+            F.concat_ws("", *[F.col(f"record.{n}") for n in strings]).rlike(forbidden),
+            F.concat(F.lit("'"), F.coalesce(*holders), F.lit("' holds a forbidden character")))
+        for rule in contract.fields:
+            column = F.col(f"record.{rule.name}")
+            if rule.kind == "uuid":
+                bad, problem = ~F.lower(column).rlike(UUID_PATTERN), "is not a UUID"
+            elif rule.kind == "double":
+                bad = F.isnan(column) | (F.abs(column) == float("inf"))
+                problem = "is not a finite number"
+            elif rule.value_range:
+                bad = ~column.between(*rule.value_range)
+                problem = "is outside {}..{}".format(*rule.value_range)
+            elif rule.kind == "timestamp-millis":
+                bad = ~F.unix_millis(column).between(*TIMESTAMP_MS_RANGE)
+                problem = "is outside years 1..9999"
+            else:
+                continue
+            reason = reason.when(bad, F.lit(f"'{rule.name}' {problem}"))
+        return reason
 
     def _write_dead_letters(self, dead_letters) -> None:
         self._save(dead_letters, "users_dead_letter")
@@ -283,15 +340,19 @@ class UsersBatchWriter:
                     batch_id, messages, users_written, dead_count, self.report.rows_written,
                     self.report.dead_letters)
 
-    def _save(self, frame, table: str) -> None:
-        """Appends through the connector: an upsert by the table's primary key."""
-        (frame.write.format("org.apache.spark.sql.cassandra")
-         .options(keyspace=self.args.keyspace, table=table).mode("append").save())
+    def _save(self, frame, table: str, writetime: str | None = None) -> None:
+        """Appends through the connector: an upsert by the table's primary key; with `writetime`,
+        each row's cells get that column's value as their timestamp."""
+        writer = (frame.write.format("org.apache.spark.sql.cassandra")
+                  .options(keyspace=self.args.keyspace, table=table).mode("append"))
+        if writetime:
+            writer = writer.option("writetime", writetime)
+        writer.save()
 
     def _shape(self, checked, F, newest_only: bool):
-        """Typed columns in the table's order. With `newest_only` (a user has several events in
-        the batch) only the newest event per user is kept: the ranking shuffles and sorts the
-        whole batch, so a batch of distinct users skips it."""
+        """Typed columns in the table's order, and the row's write timestamp. With `newest_only`
+        (a user has several events in the batch) only the newest event per user is kept: the
+        ranking shuffles and sorts the whole batch, so a batch of distinct users skips it."""
         from pyspark.sql import Window
 
         columns = []
@@ -301,12 +362,12 @@ class UsersBatchWriter:
             elif name == "kafka_offset":
                 columns.append(F.col("offset").alias(name))
             elif name == "ingestion_time":
-                columns.append(F.current_timestamp().alias(name))
-            elif name in LOWER_CASED:
+                columns.append(F.expr(HANDED_TO_WRITER).alias(name))
+            elif name == "user_id":  # one uuid in either case: ranked as one user
                 columns.append(F.lower(F.col(f"record.{name}")).alias(name))
             else:
                 columns.append(F.col(f"record.{name}").alias(name))
-        shaped = checked.select(*columns)
+        shaped = checked.select(*columns, F.expr(WRITE_TIME).alias("write_time"))
         if not newest_only:
             return shaped
         newest_first = Window.partitionBy("user_id").orderBy(F.col("event_id").desc())
@@ -316,9 +377,11 @@ class UsersBatchWriter:
 
     @staticmethod
     def _dead_letter_columns(F) -> list:
+        # The table's schema_id is a (signed) int: an id beyond it is named in the error only.
+        schema_id = F.when(F.col("schema_id") <= INT_RANGE[1], F.col("schema_id")).cast("int")
         return [F.col("topic"), F.col("partition").alias("kafka_partition"),
                 F.col("offset").alias("kafka_offset"), F.col("error"),
-                F.col("schema_id"), F.col("key").alias("raw_key"),
+                schema_id.alias("schema_id"), F.col("key").alias("raw_key"),
                 F.col("value").alias("raw_value"), F.col("timestamp").alias("kafka_timestamp"),
                 F.current_timestamp().alias("dead_lettered_at")]
 

@@ -29,7 +29,6 @@ from include.randomuser.normalize import STAGED_COLUMNS, InvalidUser, StagedUser
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class IngestWindow:
     dag_id: str
@@ -76,28 +75,59 @@ class IngestResult:
         return asdict(self)
 
 
-def split_page(page: Page, seen: set[str]) -> tuple[list[StagedUser], list[Reject]]:
-    """Normalises one page; `seen` carries the window's user ids across its pages."""
-    users: list[StagedUser] = []
-    rejects: list[Reject] = []
+@dataclass
+class PageSplit:
+    """A page's staged users with their positions in the page, and its rejects."""
+
+    users: list[StagedUser] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def split_page(page: Page, seen: set[str]) -> PageSplit:
+    """Normalises one page; `seen` carries the window's user ids across its pages. A record that
+    cannot be normalised, whatever the reason, becomes a reject: it never fails the window."""
+    split = PageSplit()
+    rejects = split.rejects
     for position, raw in enumerate(page.results):
         try:
             user = normalize_user(raw)
         except InvalidUser as exc:
-            user_id = raw.get("login", {}).get("uuid") if isinstance(raw, dict) else None
-            rejects.append(Reject(page.page, position, _short(user_id), str(exc), raw))
+            rejects.append(Reject(page.page, position, raw_user_id(raw), printable(str(exc)),
+                                  raw))
+            continue
+        except Exception as exc:  # a record no rule foresaw still must not fail its window
+            rejects.append(Reject(page.page, position, raw_user_id(raw),
+                                  printable(f"cannot normalise: {type(exc).__name__}: {exc}"),
+                                  raw))
             continue
         if user.user_id in seen:
             rejects.append(Reject(page.page, position, user.user_id,
                                   "duplicate login.uuid within the window", raw))
             continue
         seen.add(user.user_id)
-        users.append(user)
-    return users, rejects
+        split.users.append(user)
+        split.positions.append(position)
+    return split
 
 
-def _short(value: Any) -> str | None:
-    return None if value is None else str(value)[:200]
+def raw_user_id(raw: Any) -> str | None:
+    """The record's login.uuid as text when it has one (for the reject row), else None."""
+    login = raw.get("login") if isinstance(raw, dict) else None
+    value = login.get("uuid") if isinstance(login, dict) else None
+    return None if value is None else printable(value if isinstance(value, str) else repr(value))
+
+
+def printable(text: str, limit: int = 1000) -> str:
+    """Text PostgreSQL's text type takes: NUL, other controls and lone surrogates escaped."""
+    text = text[:limit]
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+def raw_text(value: Any) -> str:
+    """A record as JSON text that PostgreSQL's text type takes whatever it holds: NUL and lone
+    surrogates are escaped, huge numbers kept as written."""
+    return json.dumps(value, ensure_ascii=True, default=repr)
 
 
 def incoming_row(user: StagedUser) -> tuple[Any, ...]:
@@ -163,6 +193,7 @@ class WindowWriter:
         self.max_pending = max_pending
         self.busy_s = 0.0
         self.counts = MergeCounts()
+        self.refused = 0  # users PostgreSQL refused, quarantined by the writer
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._pending: deque[Future[None]] = deque()
 
@@ -176,10 +207,11 @@ class WindowWriter:
         """Queues the page's raw response: PostgreSQL stores it while the page is normalised."""
         self._submit(self._write_raw, page.page, len(page.results), page.body)
 
-    def submit_users(self, block: bytes, rejects: list[Reject]) -> None:
+    def submit_users(self, page: Page, split: PageSplit, block: bytes,
+                     copy_types: list[int]) -> None:
         """Queues the page's normalised users as a binary COPY block (see `copy_block`) to be
         copied and merged, and its rejects."""
-        self._submit(self._write_users, block, rejects)
+        self._submit(self._write_users, page, split, block, copy_types)
 
     def drain(self) -> None:
         while self._pending:
@@ -201,18 +233,47 @@ class WindowWriter:
                           (window.seed, page, window.start, window.end, results,
                            body.decode("utf-8")))
 
-    def _write_users(self, block: bytes, rejects: list[Reject]) -> None:
-        window = self.window
+    def _write_users(self, page: Page, split: PageSplit, block: bytes,
+                     copy_types: list[int]) -> None:
         with self.conn.cursor() as cur:
-            if rejects:
-                cur.executemany(sql.load("ingest/upsert_rejected"), [
-                    (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
-                     json.dumps(r.payload, ensure_ascii=False)) for r in rejects])
-            with cur.copy(COPY_INCOMING) as copy:
-                copy.write(block)
-            cur.execute(sql.load("ingest/merge_users"), {"window_start": window.start})
-            self.counts.add(*cur.fetchone())
-            cur.execute("TRUNCATE incoming_users")
+            self._quarantine(cur, split.rejects)
+            try:
+                with self.conn.transaction():  # a savepoint: a refused page goes user by user
+                    self._merge(cur, block)
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                log.warning("PostgreSQL refused page %d as a whole (%s); staging it user by "
+                            "user", page.page, exc)
+                self._merge_one_by_one(cur, page, split, copy_types)
+
+    def _merge(self, cur: psycopg.Cursor[Any], block: bytes) -> None:
+        with cur.copy(COPY_INCOMING) as copy:
+            copy.write(block)
+        cur.execute(sql.load("ingest/merge_users"), {"window_start": self.window.start})
+        self.counts.add(*cur.fetchone())
+        cur.execute("TRUNCATE incoming_users")
+
+    def _merge_one_by_one(self, cur: psycopg.Cursor[Any], page: Page, split: PageSplit,
+                          copy_types: list[int]) -> None:
+        """Stages each user in its own savepoint; a user PostgreSQL refuses is quarantined."""
+        for user, position in zip(split.users, split.positions, strict=True):
+            try:
+                with self.conn.transaction():
+                    self._merge(cur, copy_block(self.conn, copy_types, [user]))
+            except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                reject = Reject(page.page, position, user.user_id,
+                                printable(f"PostgreSQL refused the user: {exc}"),
+                                page.results[position])
+                log.warning("rejected page %d position %d (user %s): %s", reject.page,
+                            reject.position, reject.user_id, reject.reason)
+                self._quarantine(cur, [reject])
+                self.refused += 1
+
+    def _quarantine(self, cur: psycopg.Cursor[Any], rejects: list[Reject]) -> None:
+        if rejects:
+            window = self.window
+            cur.executemany(sql.load("ingest/upsert_rejected"), [
+                (window.seed, r.page, r.position, window.start, r.user_id, r.reason,
+                 raw_text(r.payload)) for r in rejects])
 
 
 def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.Connection,
@@ -236,10 +297,11 @@ def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.
                 waiting_s += time.perf_counter() - waited
                 writer.submit_raw(page)
                 normalizing = time.perf_counter()
-                users, rejects = split_page(page, seen)
-                block = copy_block(conn, copy_types, users)
+                split = split_page(page, seen)
+                rejects = split.rejects
+                block = copy_block(conn, copy_types, split.users)
                 normalize_s += time.perf_counter() - normalizing
-                writer.submit_users(block, rejects)
+                writer.submit_users(page, split, block, copy_types)
                 http_s += page.http_seconds
                 json_s += page.parse_seconds
                 result.fetched += len(page.results)
@@ -251,9 +313,10 @@ def ingest_window(window: IngestWindow, client: RandomUserClient, conn: psycopg.
             writer.drain()
             draining_s = time.perf_counter() - waited
         counts = writer.counts
+        result.rejected += writer.refused
     result.inserted = counts.inserted
     result.updated = counts.updated
-    result.unchanged = len(seen) - result.inserted - result.updated
+    result.unchanged = len(seen) - writer.refused - result.inserted - result.updated
     result.new_events = counts.new_events
     result.max_event_id = counts.max_event_id
     # Pages are fetched two ahead and written behind, so the phases overlap: "http" and "json"

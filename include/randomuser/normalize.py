@@ -1,15 +1,21 @@
 """From one randomuser.me API result to one staging row. Pure and typed.
 
 The stable identity of a user is `login.uuid` (never a generated id), so re-ingesting a window
-finds the same rows. Postcodes stay text exactly as given (the API sends ints for some countries,
-strings for others); coordinates arrive as strings and become numbers; `id.value` may be null.
+finds the same rows. Every value is kept as the API gave it (empty text stays empty, null stays
+null), with three conversions of representation only: integer postcodes become their digits
+(the API sends ints for some countries, strings for others), decimal-text coordinates become
+numbers, ISO-8601 dates become timestamps. A result that does not fit, or breaks the record
+contract (`include/record_contract.py`), raises InvalidUser with the reason.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
+
+from include.record_contract import USER_CONTRACT
 
 
 class InvalidUser(ValueError):
@@ -50,6 +56,8 @@ class StagedUser(NamedTuple):
 
 
 STAGED_COLUMNS: tuple[str, ...] = StagedUser._fields
+# The contract's rules for the fields a staged user has (the outbox adds the event's own).
+STAGED_CONTRACT = USER_CONTRACT.subset(STAGED_COLUMNS)
 
 
 def _obj(raw: dict[str, Any], key: str, *, required: bool = False) -> dict[str, Any]:
@@ -60,43 +68,44 @@ def _obj(raw: dict[str, Any], key: str, *, required: bool = False) -> dict[str, 
         if required:
             raise InvalidUser(f"missing '{key}'")
         return {}
-    if not isinstance(value, dict):
-        raise InvalidUser(f"'{key}' must be an object, got {type(value).__name__}")
-    return value
+    raise InvalidUser(f"'{key}' must be an object, got {type(value).__name__}")
 
 
 def _text(value: Any, path: str) -> str | None:
-    if value.__class__ is str:  # the common case first: this runs twenty times per user
-        return value or None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidUser(f"'{path}' must be text, got {type(value).__name__}")
-    text = str(value)
-    return text if text != "" else None
+    """Text as given; an integer (the API's numeric postcodes) becomes its decimal digits."""
+    if value.__class__ is str or value is None:  # the common case first: twenty times per user
+        return value
+    if value.__class__ is int:
+        return str(value)
+    raise InvalidUser(f"'{path}' must be text, got {type(value).__name__}")
+
+
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,20}")
+DECIMAL_TEXT = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?")
 
 
 def _int(value: Any, path: str) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise InvalidUser(f"'{path}' must be an integer, got a boolean")
-    if isinstance(value, int):
+    """An integer, or its ASCII decimal text; the range is the contract's to check."""
+    if value is None or value.__class__ is int:
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if value.__class__ is str and INTEGER_TEXT.fullmatch(value):
         return int(value)
-    raise InvalidUser(f"'{path}' must be an integer, got {value!r}")
+    raise InvalidUser(f"'{path}' must be an integer, got {_preview(value)}")
 
 
 def _coordinate(value: Any, path: str, limit: float) -> float | None:
-    if value is None or value == "":
+    """The API sends coordinates as decimal text; plain numbers are taken too."""
+    if value is None:
         return None
+    numeric = value.__class__ in (int, float)
+    if not numeric and not (value.__class__ is str and DECIMAL_TEXT.fullmatch(value)):
+        raise InvalidUser(f"'{path}' is not a number: {_preview(value)}")
     try:
         number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidUser(f"'{path}' is not a number: {value!r}") from exc
+    except OverflowError as exc:
+        raise InvalidUser(f"'{path}' out of range: {_preview(value)}") from exc
     if not -limit <= number <= limit:
-        raise InvalidUser(f"'{path}' out of range: {number}")
+        raise InvalidUser(f"'{path}' out of range: {_preview(value)}")
     return number
 
 
@@ -104,25 +113,37 @@ def _timestamp(block: dict[str, Any], path: str) -> datetime | None:
     value = block.get("date")
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise InvalidUser(f"'{path}.date' must be an ISO-8601 string, got {value!r}")
+    if value.__class__ is not str:
+        raise InvalidUser(f"'{path}.date' must be an ISO-8601 string, got {_preview(value)}")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise InvalidUser(f"'{path}.date' is not ISO-8601: {value!r}") from exc
+        raise InvalidUser(f"'{path}.date' is not ISO-8601: {_preview(value)}") from exc
     if parsed.tzinfo is None:
-        raise InvalidUser(f"'{path}.date' has no time zone: {value!r}")
+        raise InvalidUser(f"'{path}.date' has no time zone: {_preview(value)}")
     return parsed
 
 
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:80]}... ({len(text)} characters)"
+
+
+def _user_id(login: dict[str, Any]) -> str:
+    value = login.get("uuid")
+    if value.__class__ is not str:
+        raise InvalidUser(f"'login.uuid' must be text, got {_preview(value)}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise InvalidUser(f"'login.uuid' is not a UUID: {_preview(value)}") from exc
+
+
 def normalize_user(raw: Any) -> StagedUser:
-    if not isinstance(raw, dict):
+    """One API result as a staging row that meets the record contract, or InvalidUser."""
+    if raw.__class__ is not dict:
         raise InvalidUser(f"result must be an object, got {type(raw).__name__}")
     login = _obj(raw, "login", required=True)
-    try:
-        user_id = str(uuid.UUID(str(login.get("uuid"))))
-    except ValueError as exc:
-        raise InvalidUser(f"'login.uuid' is not a UUID: {login.get('uuid')!r}") from exc
     name = _obj(raw, "name")
     location = _obj(raw, "location")
     street = _obj(location, "street")
@@ -133,10 +154,10 @@ def normalize_user(raw: Any) -> StagedUser:
     identity = _obj(raw, "id")
     picture = _obj(raw, "picture")
     email = _text(raw.get("email"), "email")
-    if email is not None and "@" not in email:
-        raise InvalidUser(f"'email' is not an address: {email!r}")
-    return StagedUser(
-        user_id=user_id,
+    if email and "@" not in email:
+        raise InvalidUser(f"'email' is not an address: {_preview(email)}")
+    user = StagedUser(
+        user_id=_user_id(login),
         gender=_text(raw.get("gender"), "gender"),
         title=_text(name.get("title"), "name.title"),
         first_name=_text(name.get("first"), "name.first"),
@@ -165,3 +186,6 @@ def normalize_user(raw: Any) -> StagedUser:
         picture_medium=_text(picture.get("medium"), "picture.medium"),
         picture_thumbnail=_text(picture.get("thumbnail"), "picture.thumbnail"),
     )
+    if problem := STAGED_CONTRACT.violation(user._asdict()):
+        raise InvalidUser(problem)
+    return user

@@ -1,13 +1,16 @@
 """The transactional-outbox relay: PostgreSQL `staging.user_events` -> Kafka `users_created`.
 
 Each batch is claimed with `FOR UPDATE SKIP LOCKED` (so two relays never send the same event) in a
-transaction that stays open until the broker has acknowledged every message of the batch. Only
-then are the events marked published, in that same transaction. Any delivery failure rolls the
-transaction back: the events stay unpublished and the task fails with the broker's error. An
-event that cannot be encoded is marked failed with its reason and does not block the queue.
+transaction that stays open until the broker has answered for every message of the batch. Then,
+in that same transaction, the acknowledged events are marked published and the events that can
+never be sent are marked failed with their reason: one that does not meet the record contract or
+cannot be encoded, one whose message exceeds the broker's size limit, one the producer refuses.
+They never block the events behind them. An event the broker did not acknowledge (an outage)
+stays pending, and the task fails with the broker's error after committing the rest, so a retry
+sends only what is missing.
 
-Batches go one after another: batch N+1 is claimed only after batch N committed, so a failed
-commit never lets a later event overtake an earlier one.
+Batches go one after another, and the order of arrival does not matter downstream: the Spark job
+writes each row with its event's timestamp, so the newest event of a user wins wherever it lands.
 """
 
 from __future__ import annotations
@@ -16,19 +19,21 @@ import logging
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import psycopg
+from confluent_kafka import KafkaException
 from psycopg.types.string import ByteaBinaryLoader
 
 from include import sql
 from include.dag_defaults import RELAY_BATCH_SIZE
-from include.relay.encoding import EncodedBatch, EventEncoder
+from include.relay.encoding import MAX_REASON, EncodedBatch, EventEncoder
 
 log = logging.getLogger(__name__)
 
 class RelayError(RuntimeError):
-    """The batch was not acknowledged; nothing of it was marked published."""
+    """Events of a batch were not acknowledged; they stay pending (the rest was published)."""
 
 
 class ProducerLike(Protocol):
@@ -68,21 +73,26 @@ class RelayStats:
 
 
 @dataclass
-class _Deliveries:
-    acked: int = 0
-    errors: list[str] = field(default_factory=list)
+class Deliveries:
+    """The broker's answers for one batch, by event id: acknowledged (with partition offsets) or
+    not, and why."""
+
+    acked: list[int] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
 
-    def __call__(self, err: Any, msg: Any) -> None:
+    def report(self, event_id: int, err: Any, msg: Any) -> None:
         if err is not None:
-            self.errors.append(str(err))
+            self.errors.append((event_id, str(err)))
             return
-        self.acked += 1
+        self.acked.append(event_id)
         partition, offset = msg.partition(), msg.offset()
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
 
 
+# Kafka's default for a topic's max.message.bytes and a producer's message.max.bytes.
+DEFAULT_MAX_MESSAGE_BYTES = 1_000_000
 POLL_EVERY = 1000  # serve delivery reports while producing, without a poll call per message
 
 
@@ -124,54 +134,61 @@ class _ClaimedBatch:
         self._transaction.__exit__(type(exc), exc, exc.__traceback__)
 
 
-def _encode(batch: _ClaimedBatch, encoder: EventEncoder, stats: RelayStats) -> EncodedBatch:
-    """Encodes a claimed batch without producing anything: an event that cannot be encoded
-    becomes a failure with its reason."""
+def _encode(batch: _ClaimedBatch, encoder: EventEncoder, stats: RelayStats,
+            max_message_bytes: int) -> EncodedBatch:
+    """Encodes a claimed batch without producing anything: an event that cannot be encoded, or
+    whose message the broker would refuse as too large, becomes a failure with its reason."""
     mark = time.perf_counter()
-    encoded = encoder.encode_batch(batch.rows)
+    encoded = encoder.encode_batch(batch.rows, max_message_bytes)
     stats.timed("encode", mark)
     return encoded
 
 
 def _produce(encoded: EncodedBatch, producer: ProducerLike, topic: str,
-             stats: RelayStats) -> _Deliveries:
+             stats: RelayStats) -> Deliveries:
+    """Queues every message; one the client refuses outright (too large, for instance) becomes
+    that event's failure, and the rest of the batch goes on."""
     mark = time.perf_counter()
-    deliveries = _Deliveries()
-    for produced, (_, key, value) in enumerate(encoded.messages, 1):
+    deliveries = Deliveries()
+    for produced, (event_id, key, value) in enumerate(encoded.messages, 1):
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=deliveries)
+                producer.produce(topic, value=value, key=key,
+                                 on_delivery=partial(deliveries.report, event_id))
                 break
             except BufferError:  # local queue full: let deliveries drain, then retry
                 producer.poll(0.5)
+            except KafkaException as exc:
+                encoded.failures.append((event_id, f"the producer refused it: {exc}"[:MAX_REASON]))
+                break
         if produced % POLL_EVERY == 0:
             producer.poll(0)
     stats.timed("produce", mark)
     return deliveries
 
 
-def _await_acks(ids: list[int], encoded: EncodedBatch, deliveries: _Deliveries,
-                producer: ProducerLike, stats: RelayStats, flush_timeout_s: float) -> None:
-    """Waits for every delivery report; raises RelayError unless the broker acknowledged all."""
+def _await_acks(encoded: EncodedBatch, deliveries: Deliveries, producer: ProducerLike,
+                stats: RelayStats, flush_timeout_s: float) -> list[tuple[int, str]]:
+    """Waits for every delivery report; returns the events the broker did not acknowledge, with
+    the reason (none when all went through)."""
     mark = time.perf_counter()
     remaining = producer.flush(flush_timeout_s)
     stats.timed("wait_acks", mark)
-    sent = len(encoded.messages)
-    if deliveries.errors or remaining or deliveries.acked != sent:
-        problem = deliveries.errors[0] if deliveries.errors else (
-            f"{remaining} message(s) still unacknowledged after {flush_timeout_s:.0f}s")
-        raise RelayError(
-            f"batch of {sent} events (ids {ids[0]}..{ids[-1]}) not "
-            f"acknowledged by the broker ({len(deliveries.errors)} delivery error(s), "
-            f"{deliveries.acked} acked): {problem}. Nothing of it was marked published.")
+    settled = {*deliveries.acked, *(i for i, _ in deliveries.errors),
+               *(i for i, _ in encoded.failures)}
+    unanswered = [(event_id, f"no acknowledgement after {flush_timeout_s:.0f}s "
+                             f"({remaining} message(s) still queued)")
+                  for event_id in encoded.event_ids() if event_id not in settled]
     for event_id, reason in encoded.failures:
         log.error("event %d marked failed: %s", event_id, reason)
+    return deliveries.errors + unanswered
 
 
 def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
-           offsets: dict[int, int]) -> None:
+           deliveries: Deliveries) -> None:
+    offsets = deliveries.offsets
     stats.batches += 1
-    stats.sent += len(encoded.messages)
+    stats.sent += len(deliveries.acked)
     stats.failed_encoding += len(encoded.failures)
     stats.first_event_id = ids[0] if stats.first_event_id is None else stats.first_event_id
     stats.last_event_id = ids[-1]
@@ -186,7 +203,8 @@ def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
 
 def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, schema_id: int,
                   parsed_schema: dict[str, Any], batch_size: int = RELAY_BATCH_SIZE,
-                  max_batches: int | None = None, flush_timeout_s: float = 60.0) -> RelayStats:
+                  max_batches: int | None = None, flush_timeout_s: float = 60.0,
+                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> RelayStats:
     """Relays batches until the outbox has nothing unclaimed left (or max_batches): each batch is
     claimed, encoded, produced, acknowledged and committed in turn."""
     stats = RelayStats()
@@ -196,17 +214,26 @@ def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, 
         batch = _claim(conn, batch_size, stats)
         if batch is None:
             break
-        encoded = _encode(batch, encoder, stats)
+        encoded = _encode(batch, encoder, stats, max_message_bytes)
         try:
             deliveries = _produce(encoded, producer, topic, stats)
-            _await_acks(batch.ids, encoded, deliveries, producer, stats, flush_timeout_s)
+            undelivered = _await_acks(encoded, deliveries, producer, stats, flush_timeout_s)
         except BaseException as exc:
             batch.abort(exc)
             raise
         mark = time.perf_counter()
-        batch.commit(encoded.event_ids(), encoded.failures)
+        # What the broker acknowledged is published even when other events of the batch were
+        # not: a retry then sends only those, never an acknowledged event a second time.
+        batch.commit(deliveries.acked, encoded.failures)
         stats.timed("commit", mark)
-        _count(stats, batch.ids, encoded, deliveries.offsets)
+        _count(stats, batch.ids, encoded, deliveries)
+        if undelivered:
+            event_id, reason = undelivered[0]
+            raise RelayError(
+                f"{len(undelivered)} of {len(batch.ids)} events of the batch (ids "
+                f"{batch.ids[0]}..{batch.ids[-1]}) were not acknowledged by the broker, e.g. "
+                f"event {event_id}: {reason}. They stay pending for the next run; the "
+                f"{len(deliveries.acked)} acknowledged events were marked published.")
     stats.seconds = time.perf_counter() - started
     log.info("relay done: %d events sent, %d failed encoding, %d batches in %.1fs (%s)",
              stats.sent, stats.failed_encoding, stats.batches, stats.seconds,

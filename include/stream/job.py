@@ -18,6 +18,11 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
 CHECKPOINT_NAME = "stream_users"
 
+# Avro's own limits on what a body may declare: a string, bytes or collection longer than a Kafka
+# message can hold is a decode failure (a dead letter), not an allocation of gigabytes.
+AVRO_LIMITS = " ".join(f"-Dorg.apache.avro.limits.{kind}.maxLength=1048576"
+                       for kind in ("string", "bytes", "collectionItems"))
+
 # Sized for the 2-core local stack; a cluster overrides them through the operator's `conf`.
 SPARK_CONF: dict[str, str] = {
     "spark.ui.enabled": "false",
@@ -34,7 +39,8 @@ SPARK_CONF: dict[str, str] = {
     # A job lives minutes and lands a few hundred thousand rows: C2's compilations cost it more
     # CPU (about 15 s in the first micro-batch on 2 cores) than they give back later. In local
     # mode the driver runs the tasks; on a cluster it does not, and executors keep the defaults.
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseParallelGC",
+    "spark.driver.extraJavaOptions": f"-XX:TieredStopAtLevel=1 -XX:+UseParallelGC {AVRO_LIMITS}",
+    "spark.executor.extraJavaOptions": AVRO_LIMITS,
 }
 
 

@@ -28,7 +28,7 @@ def test_rows_become_framed_messages_keyed_by_user():
     schema = load_parsed_schema()
     rng = random.Random(3)
     created = datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=UTC)
-    rows = [claimed_row(i * 7919, synthetic_user(rng, i), f"hash-{i}", created)
+    rows = [claimed_row((i + 1) * 7919, synthetic_user(rng, i), f"hash-{i}", created)
             for i in range(200)]
     batch = EventEncoder(42, schema).encode_batch(rows)
     assert batch.failures == [] and batch.event_ids() == [row[0] for row in rows]

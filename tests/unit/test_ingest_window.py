@@ -36,7 +36,8 @@ def test_bad_and_duplicate_records_are_rejected_and_good_ones_kept():
     users = generate("w", 1, 20, sorted(NATIONALITIES))
     corrupt(users, 3)
     users.append(dict(users[10]))  # the same user twice in one window
-    staged, rejects = split_page(_page(users), set())
+    split = split_page(_page(users), set())
+    staged, rejects = split.users, split.rejects
     assert len(staged) == 17
     assert [r.position for r in rejects] == [0, 1, 2, 20]
     assert "duplicate" in rejects[-1].reason
@@ -51,7 +52,7 @@ def test_incoming_row_carries_a_stable_payload_and_its_hash():
 
     from include.ingest.window import INCOMING_COLUMNS, incoming_row
 
-    staged, _ = split_page(_page(generate("row", 1, 3, sorted(NATIONALITIES))), set())
+    staged = split_page(_page(generate("row", 1, 3, sorted(NATIONALITIES))), set()).users
     user = staged[0]
     row = incoming_row(user)
     assert len(row) == len(INCOMING_COLUMNS)
