@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from include import cql, names
+from include.record_contract import load_schema, table_columns
 from include.schema_registry import SchemaRegistryClient, SchemaRegistryError, load_schema_text
 
 log = logging.getLogger(__name__)
@@ -102,13 +103,43 @@ def require_topic(admin_config: dict[str, Any], topic: str) -> None:
 
 
 def apply_cql(session: Any, keyspace: str = names.CASSANDRA_KEYSPACE,
-              timeout_s: float = 60) -> int:
-    """Applies every statement of `include/cql/` through a cassandra-driver session; returns how
-    many ran."""
+              timeout_s: float = 60, schema: dict[str, Any] | None = None) -> int:
+    """Applies every statement of `include/cql/` through a cassandra-driver session, then adds
+    the `users` columns the schema (default: the .avsc) has and the table lacks; returns how
+    many statements ran."""
     statements = cql.statements(keyspace)
     for statement in statements:
         session.execute(statement, timeout=timeout_s)
-    return len(statements)
+    added = add_missing_columns(session, keyspace, schema or load_schema(), timeout_s)
+    return len(statements) + len(added)
+
+
+class ColumnTypeMismatch(RuntimeError):
+    """A `users` column exists with another type than the schema's field maps to."""
+
+
+def add_missing_columns(session: Any, keyspace: str, schema: dict[str, Any],
+                        timeout_s: float = 60) -> list[str]:
+    """`ALTER TABLE users ADD` for every field of the schema without its column (an optional
+    field added to the .avsc), derived by `table_columns`; returns the statements run. A column
+    whose type differs from the field's fails: Cassandra cannot change a column's type."""
+    rows = session.execute(
+        "SELECT column_name, type FROM system_schema.columns "
+        "WHERE keyspace_name = %s AND table_name = 'users'", (keyspace,), timeout=timeout_s)
+    existing = {row.column_name: row.type for row in rows}
+    added = []
+    for name, cql_type in table_columns(schema):
+        if name not in existing:
+            statement = f"ALTER TABLE {keyspace}.users ADD {name} {cql_type}"
+            session.execute(statement, timeout=timeout_s)
+            log.info("added column %s.users.%s (%s) for the schema's new field", keyspace,
+                     name, cql_type)
+            added.append(statement)
+        elif existing[name] != cql_type:
+            raise ColumnTypeMismatch(
+                f"{keyspace}.users.{name} is {existing[name]} but the schema's field maps to "
+                f"{cql_type}; a field's type cannot change (add a new optional field instead)")
+    return added
 
 
 def apply_cql_with_hook(conn_id: str = names.CASSANDRA_CONN_ID) -> int:

@@ -159,6 +159,7 @@ class UsersBatchWriter:
         self.registry = SchemaRegistry(args.registry_url)
         self.report = report
         self._unusable: dict[int, str | None] = {}  # schema id -> why it cannot be read, or None
+        self._table_complete = False
 
     def __call__(self, batch, batch_id: int) -> None:
         from pyspark.sql import functions as F
@@ -252,7 +253,12 @@ class UsersBatchWriter:
     def _write_users(self, decoded, cached: list, F) -> tuple[int, int, Any]:
         """Upserts the valid users; returns the users written, the invalid count and the
         invalid messages (with `error`)."""
-        checked = decoded.withColumn("error", self._invalid_reason(F)).persist()
+        reason = self._invalid_reason(F)
+        if missing := self._missing_columns(decoded.sparkSession):
+            reason = F.coalesce(reason, F.lit(
+                f"table {self.args.keyspace}.users lacks column(s) {', '.join(missing)} of the "
+                "reader schema; provisioning adds them (ALTER TABLE ... ADD)"))
+        checked = decoded.withColumn("error", reason).persist()
         cached.append(checked)  # decoded once: counts, users and dead letters read this cache
         valid = checked.where(F.col("error").isNull())
         # One aggregate instead of caching the shaped users to count them: a row per user
@@ -272,6 +278,17 @@ class UsersBatchWriter:
                     r.user_id for r in valid.select("record.user_id")
                     .limit(20 - len(self.report.sample_user_ids)).collect()]
         return users_written, invalid_count, checked.where(F.col("error").isNotNull())
+
+    def _missing_columns(self, spark) -> list[str]:
+        """The reader schema's columns the `users` table lacks (the .avsc gained a field that
+        provisioning has not added yet). Read each batch until none is missing, then never."""
+        if self._table_complete:
+            return []
+        present = set(spark.read.format("org.apache.spark.sql.cassandra")
+                      .options(keyspace=self.args.keyspace, table="users").load().columns)
+        missing = [name for name in self.columns if name not in present]
+        self._table_complete = not missing
+        return missing
 
     def _invalid_reason(self, F):
         """Why a decoded message is not a valid record (null: it is), by the record contract."""

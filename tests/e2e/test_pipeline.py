@@ -37,7 +37,7 @@ def _outbox_events(stack, windows: list[IngestWindow]) -> dict[str, list[int]]:
         rows = conn.execute("""
             WITH window_users AS (
                 SELECT DISTINCT (u->'login'->>'uuid')::uuid AS user_id
-                FROM staging.users_raw r, jsonb_array_elements(r.response->'results') u
+                FROM staging.users_raw r, jsonb_array_elements(r.response::jsonb->'results') u
                 WHERE r.seed = ANY(%s))
             SELECT w.user_id::text, array_agg(e.id ORDER BY e.id)
             FROM window_users w LEFT JOIN staging.user_events e USING (user_id)

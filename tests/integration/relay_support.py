@@ -1,5 +1,5 @@
-"""What the relay tests share: events written straight into the outbox, a producer with the
-relay's settings, draining the outbox, and reading a topic back whole."""
+"""What the relay tests share: events written straight into a scratch outbox, a producer with the
+relay's settings, and reading a topic back whole."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from include.provisioning import TopicSpec, ensure_topic
 from include.relay.kafka import PRODUCER_SETTINGS
-from include.relay.outbox import relay_pending
 
 EVENTS_SQL = """
 INSERT INTO staging.user_events (user_id, content_hash, payload)
@@ -25,14 +23,6 @@ RETURNING id
 
 def producer(stack) -> Producer:
     return Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, **PRODUCER_SETTINGS})
-
-
-def drain_outbox(stack, conn, schema_id, schema) -> None:
-    """Relays every pending outbox event to a scratch topic, so a test starts from an empty
-    outbox."""
-    scratch = f"relay-scratch-{uuid.uuid4().hex[:6]}"
-    ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(scratch, 1))
-    relay_pending(conn, producer(stack), scratch, schema_id, schema)
 
 
 def read_topic(stack, topic: str) -> list:

@@ -21,7 +21,7 @@ def _snapshot(ctx, windows: list[IngestWindow]) -> dict[str, tuple]:
     with pg_connect(ctx, "userstream") as conn:
         ids = conn.execute("""
             SELECT r.seed, array_agg((u->'login'->>'uuid')::uuid ORDER BY u->'login'->>'uuid')
-            FROM staging.users_raw r, jsonb_array_elements(r.response->'results') u
+            FROM staging.users_raw r, jsonb_array_elements(r.response::jsonb->'results') u
             WHERE r.seed = ANY(%s) GROUP BY r.seed""", (seeds,)).fetchall()
         result = {}
         for seed, user_ids in ids:

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from include import names
 from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import decode, load_parsed_schema, split_frame
 from include.relay.outbox import relay_pending
@@ -15,21 +14,23 @@ from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.services import pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
-    drain_outbox,
     producer,
     read_topic,
 )
 
 
 @pytest.fixture
-def relay_env(stack):
+def relay_env(stack, scratch_db):
+    """A scratch topic and subject, and the scratch database's outbox emptied of what earlier
+    tests left pending."""
     registry = SchemaRegistryClient(stack.settings.registry_url)
-    schema_id = registry.register(names.USERS_VALUE_SUBJECT, load_schema_text())
-    schema = load_parsed_schema()
     topic = f"relay-test-{uuid.uuid4().hex[:6]}"
+    schema_id = registry.register(f"{topic}-value", load_schema_text())
+    schema = load_parsed_schema()
     ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(topic, 3))
-    with pg_connect(stack, "userstream") as conn:
-        drain_outbox(stack, conn, schema_id, schema)
+    with pg_connect(stack, scratch_db) as conn:
+        conn.execute("UPDATE staging.user_events SET failed_at = now(), failure = 'test reset' "
+                     "WHERE published_at IS NULL AND failed_at IS NULL")
         yield conn, topic, schema_id, schema, registry
 
 
@@ -57,14 +58,14 @@ def test_50k_events_relayed_exactly_once(stack, relay_env):
     assert sum(o + 1 for o in stats.partition_offsets.values()) == 50_000
 
 
-def test_two_relays_never_send_the_same_event(stack, relay_env):
+def test_two_relays_never_send_the_same_event(stack, scratch_db, relay_env):
     conn, topic, schema_id, schema, _ = relay_env
     ids = [r[0] for r in conn.execute(EVENTS_SQL, (20_000,)).fetchall()]
     results, errors = [], []
 
     def run() -> None:
         try:
-            with pg_connect(stack, "userstream") as own:
+            with pg_connect(stack, scratch_db) as own:
                 results.append(relay_pending(own, producer(stack), topic, schema_id, schema,
                                              batch_size=1000))
         except Exception as exc:  # surfaced below
