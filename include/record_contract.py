@@ -89,8 +89,10 @@ class RecordContract:
 
     def violation(self, record: Mapping[str, Any]) -> str | None:
         """The first rule the record breaks, as a sentence, or None when it is valid."""
-        if self._plainly_valid(record):
-            return None
+        return None if self._plainly_valid(record) else self.field_violation(record)
+
+    def field_violation(self, record: Mapping[str, Any]) -> str | None:
+        """`violation`, found field by field: slower, and it names the field and the rule."""
         forbidden = _compiled(self.forbidden_characters)
         for rule in self.fields:
             value = record.get(rule.name)
@@ -105,9 +107,9 @@ class RecordContract:
 
     def _plainly_valid(self, record: Mapping[str, Any]) -> bool:
         """True for a record every rule passes, checked in one pass with every string searched at
-        once, joined. It is what the relay pays per event: 9 us instead of 31 us for the
-        field-by-field `violation` (best of 5 over 20,000 synthetic events on this 2-core
-        machine). False only sends the record on to `violation`, which finds the reason."""
+        once, joined. It is what the relay pays per event: 9 us instead of 31 us for
+        `field_violation` (best of 5 over 20,000 synthetic events on this 2-core machine).
+        False only sends the record on to `field_violation`, which finds the reason."""
         get, texts, limit = record.get, [], self.max_string_length
         for name, nullable, kind, value_range in self._plan:
             value = get(name)
