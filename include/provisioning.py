@@ -102,6 +102,16 @@ def require_topic(admin_config: dict[str, Any], topic: str) -> None:
             "provisioning it again, as its events and the stream's checkpoint are gone with it.")
 
 
+def topic_max_message_bytes(admin_config: dict[str, Any], topic: str) -> int:
+    """The largest message the broker takes on the topic (its `max.message.bytes`)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient(admin_config)  # kept referenced until the answer came
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = admin.describe_configs([resource])[resource].result(15)
+    return int(configs["max.message.bytes"].value)
+
+
 def apply_cql(session: Any, keyspace: str = names.CASSANDRA_KEYSPACE,
               timeout_s: float = 60, schema: dict[str, Any] | None = None) -> int:
     """Applies every statement of `include/cql/` through a cassandra-driver session, then adds
