@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,10 @@ RANGE_PROPERTY = "userstream.range"  # [low, high] on an int or long field narro
 
 INT_RANGE = (-(2**31), 2**31 - 1)
 LONG_RANGE = (-(2**63), 2**63 - 1)
-# Python datetimes reach years 1..9999; this is their range in epoch milliseconds, which Avro,
-# PostgreSQL, Spark and Cassandra all hold.
-TIMESTAMP_MS_RANGE = (-62_135_596_800_000, 253_402_300_799_999)
+# Years 1900..9999 in epoch milliseconds: Python, Avro, PostgreSQL, Spark and Cassandra all hold
+# them alike. Earlier dates cross the Julian-Gregorian switch, which Spark's Avro reader and the
+# JVM's date types treat differently, so a value could change on the way.
+TIMESTAMP_MS_RANGE = (-2_208_988_800_000, 253_402_300_799_999)
 
 AVRO_TO_CQL = {"string": "text", "int": "int", "long": "bigint", "double": "double",
                "float": "float", "boolean": "boolean", "bytes": "blob"}
@@ -184,13 +185,14 @@ def _timestamp_problem(value: Any) -> str | None:
             return "has no time zone"
         if value.microsecond % 1000:
             return "has sub-millisecond precision, which timestamp-millis cannot hold"
-        return None
+        value = (value - EPOCH) // timedelta(milliseconds=1)
     if value.__class__ is not int:
         return f"must be a timestamp, got {type(value).__name__}"
     low, high = TIMESTAMP_MS_RANGE
-    return None if low <= value <= high else f"is {value} ms, outside years 1..9999"
+    return None if low <= value <= high else f"is {value} ms, outside years 1900..9999"
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PATTERNS: dict[str, re.Pattern] = {}
 _TYPE_RANGES = {"int": INT_RANGE, "long": LONG_RANGE}
 _MAX_DOUBLE = sys.float_info.max

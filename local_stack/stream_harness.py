@@ -95,9 +95,13 @@ def _produce(producer: Producer, topic: str, key: bytes, value: bytes) -> None:
 
 def job_config(settings: Settings, topic: str, keyspace: str, checkpoint: Path,
                report: Path, **overrides: Any) -> StreamJobConfig:
-    return StreamJobConfig(settings.kafka_bootstrap, settings.registry_url, settings.host,
-                           settings.cassandra_port, checkpoint, topic=topic, keyspace=keyspace,
-                           report=report, **overrides)
+    """The job on the local stack's services; `overrides` replace any setting (a test points
+    one at a closed port, for instance)."""
+    settings_of_stack = {"bootstrap_servers": settings.kafka_bootstrap,
+                         "registry_url": settings.registry_url,
+                         "cassandra_host": settings.host, "cassandra_port": settings.cassandra_port}
+    return StreamJobConfig(**{**settings_of_stack, **overrides}, checkpoint=checkpoint,
+                           topic=topic, keyspace=keyspace, report=report)
 
 
 def spark_runtime(settings: Settings) -> SparkRuntime:

@@ -68,6 +68,7 @@ class StreamJobConfig:
     stop_when_idle_s: float = 0.0
     max_run_s: float = 0.0
     report: Path | None = None
+    reader_schema: Path | None = None  # the pipeline's .avsc unless a test gives another
 
     def arguments(self) -> list[str]:
         """Every flag of `spark/stream_users.py`, which has no defaults of its own for them."""
@@ -80,6 +81,8 @@ class StreamJobConfig:
                 "--max-run-s", str(self.max_run_s)]
         if self.report is not None:
             args += ["--report", str(self.report)]
+        if self.reader_schema is not None:
+            args += ["--reader-schema", str(self.reader_schema)]
         return args
 
 
