@@ -152,14 +152,15 @@ def add_missing_columns(session: Any, keyspace: str, schema: dict[str, Any],
     return added
 
 
-def apply_cql_with_hook(conn_id: str = names.CASSANDRA_CONN_ID) -> int:
+def apply_cql_with_hook(conn_id: str = names.CASSANDRA_CONN_ID,
+                        keyspace: str = names.CASSANDRA_KEYSPACE) -> int:
     """apply_cql() through the Cassandra provider's hook. The session is opened without a
     keyspace: the connection's keyspace may not exist yet."""
     from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
 
     hook = CassandraHook(cassandra_conn_id=conn_id)
     try:
-        return apply_cql(hook.get_cluster().connect())
+        return apply_cql(hook.get_cluster().connect(), keyspace)
     finally:
         hook.shutdown_cluster()
 

@@ -48,22 +48,27 @@ STREAM_TASK_ID = "run_stream_job"
                                               "this long (0: drain what is there and end)"),
         "max_run_s": Param(STREAM_MAX_RUN_S, type="number", minimum=0,
                            description="the Spark query ends after this long in any case"),
+        "topic": Param(names.USERS_TOPIC, type="string",
+                       description="the topic to read; another one (a replay, a test's scratch "
+                                   "topic) gets a checkpoint of its own"),
+        "keyspace": Param(names.CASSANDRA_KEYSPACE, type="string", pattern=r"^\w+$",
+                          description="the keyspace to land in (provisioned by the first task)"),
     },
     tags=["userstream", "stream"],
     doc_md=__doc__,
 )
 def stream_users_to_cassandra():
     @task
-    def ensure_cassandra_tables():
+    def ensure_cassandra_tables(params=None):
         from include.provisioning import apply_cql_with_hook
 
-        return apply_cql_with_hook(names.CASSANDRA_CONN_ID)
+        return apply_cql_with_hook(names.CASSANDRA_CONN_ID, keyspace=params["keyspace"])
 
     run_stream_job = StreamUsersOperator(task_id=STREAM_TASK_ID)
 
     verify_landed = LandedUsersSensor(
         task_id="verify_landed",
-        table=f"{names.CASSANDRA_KEYSPACE}.users",
+        table="{{ params.keyspace }}.users",
         report_task_id=STREAM_TASK_ID,
         mode="reschedule",
         poke_interval=15,

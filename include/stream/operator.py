@@ -27,12 +27,22 @@ from include.stream.job import (
 )
 
 
-def stream_job_config(run_id: str, try_number: int, **overrides: Any) -> StreamJobConfig:
+def checkpoint_name(topic: str, keyspace: str) -> str:
+    """The pipeline's own checkpoint, or one per other topic and keyspace: a checkpoint holds
+    one topic's offsets, and a replay into another keyspace starts from the beginning."""
+    if (topic, keyspace) == (names.USERS_TOPIC, names.CASSANDRA_KEYSPACE):
+        return CHECKPOINT_NAME
+    return f"{CHECKPOINT_NAME}-{topic}-{keyspace}"
+
+
+def stream_job_config(run_id: str, try_number: int, topic: str = names.USERS_TOPIC,
+                      keyspace: str = names.CASSANDRA_KEYSPACE,
+                      **overrides: Any) -> StreamJobConfig:
     host, port = cassandra_endpoint()
     return StreamJobConfig(
         bootstrap_servers=kafka_config()["bootstrap.servers"], registry_url=registry_url(),
-        cassandra_host=host, cassandra_port=port,
-        checkpoint=checkpoint_root() / CHECKPOINT_NAME,
+        cassandra_host=host, cassandra_port=port, topic=topic, keyspace=keyspace,
+        checkpoint=checkpoint_root() / checkpoint_name(topic, keyspace),
         report=report_path(run_id, try_number), **overrides)
 
 
@@ -56,7 +66,9 @@ class StreamUsersOperator(SparkSubmitOperator):
         params = context.get("params") or {}
         idle_s = float(params.get("stop_when_idle_s", STREAM_STOP_WHEN_IDLE_S))
         config = stream_job_config(
-            ti.run_id, ti.try_number, max_offsets_per_trigger=self.max_offsets_per_trigger,
+            ti.run_id, ti.try_number, topic=params.get("topic", names.USERS_TOPIC),
+            keyspace=params.get("keyspace", names.CASSANDRA_KEYSPACE),
+            max_offsets_per_trigger=self.max_offsets_per_trigger,
             trigger="processing-time" if idle_s > 0 else "available-now",
             stop_when_idle_s=idle_s, max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
         self.application_args = config.arguments()

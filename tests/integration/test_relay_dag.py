@@ -1,28 +1,45 @@
 """relay_user_events through the real scheduler: the provider's producer hook, the registry
-connection, ack-gated publishing and the Kafka asset's facts."""
+connection, ack-gated publishing and the Kafka asset's facts. The events are the pipeline's own:
+an ingest run of a past window from the configured source puts them in the outbox."""
 
 from __future__ import annotations
 
+import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from include import names
 from local_stack.airflow_api import AirflowApi
 from local_stack.services import pg_connect
 
 DAG_ID = names.RELAY_DAG_ID
-EVENTS_SQL = """
-INSERT INTO staging.user_events (user_id, content_hash, payload)
-SELECT u, md5(u::text), jsonb_build_object('user_id', u, 'first_name', 'Đorđe', 'nat', 'RS')
-FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 300)) s RETURNING id
-"""
+
+
+def ingest_window_events(stack, api: AirflowApi, users: int) -> list[int]:
+    """Runs ingest_users for one past window of `users` users; returns its outbox event ids."""
+    api.wait_for_dag(names.INGEST_DAG_ID)
+    logical_date = datetime(2025, 6, 1, tzinfo=UTC) + timedelta(minutes=random.randrange(10**6))
+    with pg_connect(stack, "userstream") as conn:
+        last_id = conn.execute("SELECT coalesce(max(id), 0) FROM staging.user_events").fetchone()[0]
+    api.set_paused(names.INGEST_DAG_ID, False)
+    try:
+        run = api.trigger(names.INGEST_DAG_ID, logical_date=logical_date, conf={"users": users})
+        (finished,) = api.wait_for_runs(names.INGEST_DAG_ID, {run["dag_run_id"]})
+        assert finished["state"] == "success", finished
+    finally:
+        api.set_paused(names.INGEST_DAG_ID, True)
+    with pg_connect(stack, "userstream") as conn:
+        # The pipeline's DAGs stay paused between tests: every newer event is this run's.
+        ids = [r[0] for r in conn.execute(
+            "SELECT id FROM staging.user_events WHERE id > %s", (last_id,))]
+    assert ids, "the ingest run staged no new events"
+    return ids
 
 
 def test_triggered_relay_publishes_the_outbox_and_reports_facts(stack):
     api = AirflowApi(stack)
     api.wait_for_dag(DAG_ID)
-    with pg_connect(stack, "userstream") as conn:
-        ids = [r[0] for r in conn.execute(EVENTS_SQL).fetchall()]
+    ids = ingest_window_events(stack, api, 300)
     triggered_at = datetime.now(UTC)
     api.set_paused(DAG_ID, False)
     try:

@@ -14,18 +14,18 @@ from confluent_kafka import Consumer, TopicPartition
 from include import names
 from include.dag_defaults import RELAY_BATCH_SIZE
 from include.relay.avro import decode, load_parsed_schema
-from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import start_service, wait_healthy
 from local_stack.services import by_name, pg_connect
 from ops.pipeline_status import kafka_end_offsets
-from tests.integration.relay_support import EVENTS_SQL, drain_outbox
+from tests.integration.test_relay_dag import ingest_window_events
 
 pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that need it steadily
 
 DAG_ID, TASK_ID = names.RELAY_DAG_ID, "relay_outbox"
 EVENTS = 200_000  # long enough a run (~10 s or more) to stop the broker in the middle of it
+# The events are the pipeline's own: one ingest run of a past window stages them.
 
 
 def _event_ids_since(stack, topic: str, start: dict[int, int], schema) -> Counter:
@@ -52,8 +52,6 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
     api = AirflowApi(stack)
     api.wait_for_dag(DAG_ID)
     schema = load_parsed_schema()
-    schema_id = SchemaRegistryClient(stack.settings.registry_url).register(
-        names.USERS_VALUE_SUBJECT, load_schema_text())
 
     def published() -> int:
         with pg_connect(stack, "userstream") as conn:
@@ -61,16 +59,17 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
                                 "AND published_at IS NOT NULL", (ids,)).fetchone()[0]
 
     kafka = by_name("kafka")
-    ids: list[int] = []
     api.set_paused(DAG_ID, False)
     try:
-        # Runs already under way (earlier asset events, the safety net) finish first.
+        # The pipeline relays what its outbox already holds first, then stays idle, paused.
         api.settle(DAG_ID, timeout_s=600)
-        with pg_connect(stack, "userstream") as conn:
-            drain_outbox(stack, conn, schema_id, schema)
-            ids += [r[0] for r in conn.execute(EVENTS_SQL, (EVENTS,)).fetchall()]
-        start_offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
-                                          names.USERS_TOPIC)
+    finally:
+        api.set_paused(DAG_ID, True)
+    ids = ingest_window_events(stack, api, EVENTS)
+    start_offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
+                                      names.USERS_TOPIC)
+    api.set_paused(DAG_ID, False)
+    try:
         api.trigger(DAG_ID)
         # Unpausing may also have started a safety-net run; whichever run relays the events is
         # the one the outage fails (one run at a time), so that is the run to clear.

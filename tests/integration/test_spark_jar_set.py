@@ -10,7 +10,6 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from include import names
 from local_stack.services import cassandra_session
 
 JOB = Path(__file__).parent / "spark_jobs" / "kafka_to_cassandra_smoke.py"
@@ -19,7 +18,8 @@ JOB = Path(__file__).parent / "spark_jobs" / "kafka_to_cassandra_smoke.py"
 def test_spark_job_reads_kafka_and_writes_cassandra(stack):
     s = stack.settings
     topic = f"spark-smoke-{uuid.uuid4().hex[:8]}"
-    table = f"spark_smoke_{uuid.uuid4().hex[:8]}"
+    table = "smoke"
+    keyspace = f"spark_smoke_{uuid.uuid4().hex[:8]}"  # a scratch keyspace, never the pipeline's
     admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
     admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
     producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "acks": "all"})
@@ -29,7 +29,9 @@ def test_spark_job_reads_kafka_and_writes_cassandra(stack):
     assert producer.flush(30) == 0
 
     cluster, session = cassandra_session(s)
-    session.execute(f"CREATE TABLE {names.CASSANDRA_KEYSPACE}.{table} "
+    session.execute(f"CREATE KEYSPACE {keyspace} WITH replication = "
+                    "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+    session.execute(f"CREATE TABLE {keyspace}.{table} "
                     "(id text PRIMARY KEY, body text, kafka_offset bigint)")
     try:
         jars = ",".join(str(p) for p in s.spark_jars)
@@ -37,13 +39,13 @@ def test_spark_job_reads_kafka_and_writes_cassandra(stack):
         result = subprocess.run(
             [str(s.spark_submit), "--master", "local[2]", "--jars", jars,
              "--conf", "spark.ui.enabled=false", str(JOB), s.kafka_bootstrap, topic, s.host,
-             str(s.cassandra_port), names.CASSANDRA_KEYSPACE, table],
+             str(s.cassandra_port), keyspace, table],
             capture_output=True, text=True, env=env, timeout=600)
         assert result.returncode == 0, result.stderr[-4000:]
         assert "SMOKE_ROWS_WRITTEN=100" in result.stdout
-        rows = session.execute(f"SELECT id, body FROM {names.CASSANDRA_KEYSPACE}.{table}")
+        rows = session.execute(f"SELECT id, body FROM {keyspace}.{table}")
         assert {row.id: row.body for row in rows} == expected
     finally:
-        session.execute(f"DROP TABLE IF EXISTS {names.CASSANDRA_KEYSPACE}.{table}")
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
         cluster.shutdown()
         admin.delete_topics([topic])

@@ -1,6 +1,7 @@
 """stream_users_to_cassandra through the real scheduler: a Kafka asset event triggers the Spark
 job, the sensor proves the sampled users landed and the Cassandra asset is emitted; a landing
-check that fails sends an alert to the local alert inbox with the run's details."""
+check that fails sends an alert to the local alert inbox with the run's details. Runs that land
+test data are given a scratch topic and keyspace as params: the pipeline's own stay untouched."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import requests
 
 from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
-from include.stream.job import CHECKPOINT_NAME, checkpoint_root
+from include.stream.job import checkpoint_root
+from include.stream.operator import checkpoint_name
 from include.stream.verify import missing_user_ids
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
@@ -47,19 +49,31 @@ def wait_for_alert(stack, run_id: str, timeout_s: float = 60) -> dict:
     return found[-1]
 
 
-def not_landed(stack, user_ids) -> list[str]:
+def not_landed(stack, keyspace: str, user_ids) -> list[str]:
     cluster, session = cassandra_session(stack.settings)
     try:
-        return missing_user_ids(session, f"{names.CASSANDRA_KEYSPACE}.users", list(user_ids))
+        return missing_user_ids(session, f"{keyspace}.users", list(user_ids))
     finally:
         cluster.shutdown()
 
 
-def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
+@pytest.fixture
+def scratch(stack):
+    """A scratch topic and keyspace for runs given them as params; the keyspace is dropped."""
+    topic, keyspace = f"stream-dag-{uuid.uuid4().hex[:8]}", f"stream_dag_{uuid.uuid4().hex[:8]}"
+    yield topic, keyspace
+    cluster, session = cassandra_session(stack.settings, timeout=30)
+    try:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+    finally:
+        cluster.shutdown()
+
+
+def test_kafka_asset_event_triggers_a_run_that_emits_the_cassandra_asset(stack):
+    """The pipeline's own topic and keyspace, with nothing of the test's in them: the run lands
+    whatever the relay published, and its facts go into the Cassandra asset."""
     api = AirflowApi(stack)
     api.wait_for_dag(DAG_ID)
-    users = produce_users(stack.settings, names.USERS_TOPIC, 500, seed=int(time.time()))
-    sample = list(users)[:20]
     api.set_paused(DAG_ID, False)
     try:
         # Earlier asset events and the safety net drain the topic first.
@@ -68,7 +82,7 @@ def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
         # The run the asset event triggers; any other (safety-net) run is left to finish.
         api.call("POST", "/assets/events", json={
             "asset_id": asset_id(api, USERS_TOPIC.uri),
-            "extra": {"sample_user_ids": sample, "events_sent": len(users)}})
+            "extra": {"sample_user_ids": [], "events_sent": 0}})
         deadline = time.monotonic() + 120
         while not (new := [r for r in api.runs(DAG_ID) if r["dag_run_id"] not in before
                            and r["run_type"] == "asset_triggered"]):
@@ -80,7 +94,6 @@ def test_kafka_asset_event_lands_users_and_emits_the_cassandra_asset(stack):
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
     finally:
         api.set_paused(DAG_ID, True)
-    assert not_landed(stack, users) == []
     events = api.call("GET", "/assets/events", params={
         "asset_id": asset_id(api, CASSANDRA_USERS.uri), "source_run_id": new[0]["dag_run_id"]})
     (event,) = events["asset_events"]
@@ -108,15 +121,17 @@ def test_missing_records_send_an_alert_naming_the_keys(stack):
 
 
 @pytest.mark.lifecycle  # stops Cassandra
-def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack):
+def test_unreachable_cassandra_is_reported_as_such_not_as_missing_records(stack, scratch):
+    topic, keyspace = scratch
     api = AirflowApi(stack)
     api.wait_for_dag(DAG_ID)
-    landed = produce_users(stack.settings, names.USERS_TOPIC, 50, seed=int(time.time()) + 1)
+    landed = produce_users(stack.settings, topic, 50, seed=int(time.time()) + 1)
     api.set_paused(DAG_ID, False)
     try:
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
         run = api.trigger(DAG_ID, conf={"verify_user_ids": list(landed)[:5],
-                                        "landing_timeout_s": 20})
+                                        "landing_timeout_s": 20, "topic": topic,
+                                        "keyspace": keyspace, "stop_when_idle_s": 0})
         run_id = run["dag_run_id"]
         (finished,) = api.wait_for_runs(DAG_ID, {run_id}, RUN_TIMEOUT_S)
         assert finished["state"] == "success", finished
@@ -157,27 +172,27 @@ def _stream_job_pids(checkpoint: str) -> list[int]:
     return pids
 
 
-def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
+def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack, scratch):
+    topic, keyspace = scratch
     api = AirflowApi(stack)
     api.wait_for_dag(DAG_ID)
     api.set_paused(DAG_ID, False)
     try:
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
-        users = produce_users(stack.settings, names.USERS_TOPIC, 60_000,
-                              seed=int(time.time()) + 2)
+        users = produce_users(stack.settings, topic, 60_000, seed=int(time.time()) + 2)
         run = api.trigger(DAG_ID, conf={"verify_user_ids": list(users)[-20:],
-                                        "landing_timeout_s": 120})
+                                        "landing_timeout_s": 120, "topic": topic,
+                                        "keyspace": keyspace})
         run_id = run["dag_run_id"]
         path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{STREAM_TASK_ID}"
-        checkpoint = str(checkpoint_root() / CHECKPOINT_NAME)
+        checkpoint = str(checkpoint_root() / checkpoint_name(topic, keyspace))
         deadline = time.monotonic() + 600
         # Only once our task runs is the job on the checkpoint ours (cron runs may go first).
         while (ti := api.call("GET", path))["state"] != "running" or \
                 not (pids := _stream_job_pids(checkpoint)):
             assert time.monotonic() < deadline, f"the stream job never started: {ti['state']}"
             time.sleep(0.5)
-        # Killed while it starts up or works: either way the run is cut short. (Waiting longer
-        # risks nothing left to kill: a safety-net run may have drained the topic already.)
+        # Killed while it starts up or works: either way the run is cut short.
         time.sleep(2)
         killed = 0
         for pid in pids:
@@ -197,4 +212,4 @@ def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack):
         assert ti["try_number"] >= 2
     finally:
         api.set_paused(DAG_ID, True)
-    assert not_landed(stack, users) == []
+    assert not_landed(stack, keyspace, users) == []
