@@ -13,8 +13,22 @@ from local_stack.settings import Settings
 
 
 def pytest_collection_modifyitems(config, items):
-    # Lifecycle tests stop and restart the stack, so they run after everything else.
-    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+    # Lifecycle tests stop and restart the stack, so they run after everything else; the check
+    # that the pipeline's data was left alone runs last of all.
+    items.sort(key=lambda item: (item.get_closest_marker("pipeline_data") is not None,
+                                 item.get_closest_marker("lifecycle") is not None))
+
+
+def pytest_sessionstart(session):
+    """The pipeline's data as the session found it (None when the stack is not up)."""
+    from tests.pipeline_data import take_snapshot
+
+    try:
+        ctx, _ = make_context(Settings.from_env())
+        session.config.pipeline_snapshot = take_snapshot(ctx)
+    except Exception as exc:  # the stack is down: unit tests still run; the check reports it
+        session.config.pipeline_snapshot = None
+        session.config.pipeline_snapshot_error = f"{type(exc).__name__}: {exc}"
 
 
 @pytest.fixture(scope="session")
