@@ -1,6 +1,7 @@
 """Relay benchmark: events/s from the PostgreSQL outbox to Kafka (claim, Avro, produce, wait for
 acks, mark published) for real ingested users, next to Kafka's own ProducerPerformance with the
-same record size and producer settings, measured in the same run.
+same record size and producer settings, measured in the same run. The users are ingested into a
+scratch database and relayed to scratch topics: the pipeline's own data is never touched.
 
 Run with the stack up (`make up SOURCE=local`):
     USERSTREAM_SOURCE=local .venv/bin/python -m bench.relay_benchmark --events 100000
@@ -21,7 +22,6 @@ import psutil
 from confluent_kafka import Producer
 
 from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
-from include import names
 from include.ingest.window import IngestWindow, ingest_window
 from include.provisioning import TopicSpec, ensure_topic
 from include.randomuser.client import RandomUserClient
@@ -30,7 +30,7 @@ from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.cli import make_context
-from local_stack.services import pg_connect
+from local_stack.services import pg_connect, scratch_database
 from local_stack.settings import Settings
 
 
@@ -59,16 +59,15 @@ def main() -> None:
     s = ctx.settings
     hint = "make up SOURCE=local"
     admin = {"bootstrap.servers": s.kafka_bootstrap}
-    schema_id = SchemaRegistryClient(s.registry_url).register(names.USERS_VALUE_SUBJECT,
-                                                              load_schema_text())
     schema = load_parsed_schema()
     producer = Producer({**admin, **PRODUCER_SETTINGS})
-    scratch, topic, perf_topic = (f"bench-{kind}-{uuid.uuid4().hex[:6]}"
-                                  for kind in ("scratch", "relay", "perf"))
-    for name in (scratch, topic, perf_topic):
+    topic, perf_topic = (f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("relay", "perf"))
+    schema_id = SchemaRegistryClient(s.registry_url).register(f"{topic}-value",
+                                                              load_schema_text())
+    for name in (topic, perf_topic):
         ensure_topic(admin, TopicSpec.from_env(name))
-    with pg_connect(ctx, "userstream") as conn:
-        relay_pending(conn, producer, scratch, schema_id, schema)  # leave only our events
+    # A scratch outbox: the pipeline's own events are never touched.
+    with scratch_database(ctx, "bench_relay") as database, pg_connect(ctx, database) as conn:
         start = datetime(2023, 1, 1, tzinfo=UTC)
         window = IngestWindow(f"bench-relay-{uuid.uuid4().hex[:8]}", start,
                               start + timedelta(minutes=1))

@@ -9,7 +9,9 @@ import signal
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -164,6 +166,24 @@ def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 15):
     return psycopg.connect(host=ctx.settings.host, port=ctx.settings.postgres_port,
                            user=POSTGRES_USER, password=ctx.secret["POSTGRES_PASSWORD"],
                            dbname=database, connect_timeout=timeout, autocommit=True)
+
+
+@contextmanager
+def scratch_database(ctx: Context, prefix: str = "userstream_scratch") -> Iterator[str]:
+    """A fresh database migrated like `userstream`, dropped on exit: tests and benchmarks stage
+    and relay there, never in the pipeline's own outbox."""
+    from include.provisioning import migrate_postgres
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with pg_connect(ctx) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with pg_connect(ctx, name) as conn:
+            migrate_postgres(conn)
+        yield name
+    finally:
+        with pg_connect(ctx) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _postgres_health(ctx: Context) -> str:
