@@ -18,7 +18,8 @@ DAG_ID = names.RELAY_DAG_ID
 def ingest_window_events(stack, api: AirflowApi, users: int) -> list[int]:
     """Runs ingest_users for one past window of `users` users; returns its outbox event ids."""
     api.wait_for_dag(names.INGEST_DAG_ID)
-    logical_date = datetime(2025, 6, 1, tzinfo=UTC) + timedelta(minutes=random.randrange(10**6))
+    # After the DAG's start_date (2026-01-01): earlier logical dates get no task instances.
+    logical_date = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(minutes=random.randrange(300_000))
     with pg_connect(stack, "userstream") as conn:
         last_id = conn.execute("SELECT coalesce(max(id), 0) FROM staging.user_events").fetchone()[0]
     api.set_paused(names.INGEST_DAG_ID, False)
@@ -32,7 +33,7 @@ def ingest_window_events(stack, api: AirflowApi, users: int) -> list[int]:
         # The pipeline's DAGs stay paused between tests: every newer event is this run's.
         ids = [r[0] for r in conn.execute(
             "SELECT id FROM staging.user_events WHERE id > %s", (last_id,))]
-    assert ids, "the ingest run staged no new events"
+    assert len(ids) >= users, f"the ingest run staged {len(ids)} new events, not {users}"
     return ids
 
 
