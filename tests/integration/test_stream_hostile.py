@@ -13,15 +13,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 import requests
 from fastavro import schemaless_writer
 
-from include.provisioning import add_missing_columns, apply_cql
+from include.provisioning import add_missing_columns
 from include.record_contract import load_schema
 from include.relay.avro import HEADER, encode, event_record, load_parsed_schema
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from local_stack.services import cassandra_session
 from local_stack.stream_harness import (
     cassandra_rows,
     job_config,
@@ -32,16 +30,6 @@ from local_stack.stream_harness import (
     start_job,
     synthetic_user,
 )
-
-
-@pytest.fixture(scope="module")
-def cassandra(stack):
-    keyspace = f"stream_hostile_{uuid.uuid4().hex[:8]}"
-    cluster, session = cassandra_session(stack.settings, timeout=30)
-    apply_cql(session, keyspace)
-    yield keyspace, session
-    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
-    cluster.shutdown()
 
 
 def _zigzag(value: int) -> bytes:

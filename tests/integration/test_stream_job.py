@@ -13,12 +13,8 @@ import time
 import uuid
 from datetime import datetime
 
-import pytest
-
-from include.provisioning import apply_cql
 from include.relay.avro import HEADER, encode, event_record, load_parsed_schema
 from include.schema_registry import load_schema_text
-from local_stack.services import cassandra_session
 from local_stack.stream_harness import (
     cassandra_rows,
     job_config,
@@ -33,16 +29,6 @@ EVENTS = 20_000
 VALUE_COLUMNS = ("event_id", "first_name", "last_name", "email", "phone", "cell", "postcode",
                  "street_number", "latitude", "longitude", "dob", "age", "registered_at",
                  "id_value", "kafka_partition", "kafka_offset")
-
-
-@pytest.fixture(scope="module")
-def cassandra(stack):
-    keyspace = f"stream_test_{uuid.uuid4().hex[:8]}"
-    cluster, session = cassandra_session(stack.settings, timeout=30)
-    apply_cql(session, keyspace)
-    yield keyspace, session
-    session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
-    cluster.shutdown()
 
 
 def _timestamp_ms(value: str) -> int:
