@@ -193,16 +193,12 @@ def _timestamp_problem(value: Any) -> str | None:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PATTERNS: dict[str, re.Pattern] = {}
 _TYPE_RANGES = {"int": INT_RANGE, "long": LONG_RANGE}
 _MAX_DOUBLE = sys.float_info.max
 _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def _compiled(pattern: str) -> re.Pattern:
-    if pattern not in _PATTERNS:
-        _PATTERNS[pattern] = re.compile(pattern)
-    return _PATTERNS[pattern]
+_compiled = functools.cache(re.compile)
 
 
 def nullable(avro_type: Any) -> bool:

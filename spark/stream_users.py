@@ -230,14 +230,17 @@ class UsersBatchWriter:
         writer schema the reader cannot resolve needs no reason here: each body then fails to
         decode, and is dead-lettered for that."""
         if schema_id not in self._unusable:
-            entry = None if schema_id > MAX_SCHEMA_ID else self.registry.schema(schema_id)
-            kind = (entry or {}).get("schemaType", "AVRO")
-            self._unusable[schema_id] = (
-                f"schema id {schema_id} is beyond the registry's range (ids are Java ints)"
-                if schema_id > MAX_SCHEMA_ID else
-                f"schema id {schema_id} is not in the schema registry" if entry is None else
-                f"schema id {schema_id} is a {kind} schema, not Avro" if kind != "AVRO" else None)
+            self._unusable[schema_id] = self._unusable_reason(schema_id)
         return self._unusable[schema_id]
+
+    def _unusable_reason(self, schema_id: int) -> str | None:
+        if schema_id > MAX_SCHEMA_ID:
+            return f"schema id {schema_id} is beyond the registry's range (ids are Java ints)"
+        entry = self.registry.schema(schema_id)
+        if entry is None:
+            return f"schema id {schema_id} is not in the schema registry"
+        kind = entry.get("schemaType", "AVRO")
+        return None if kind == "AVRO" else f"schema id {schema_id} is a {kind} schema, not Avro"
 
     def _write_users(self, decoded, cached: list, F) -> tuple[int, int, Any]:
         """Upserts the valid users; returns the users written, the invalid count and the

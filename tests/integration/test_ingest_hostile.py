@@ -23,9 +23,9 @@ from local_stack.services import pg_connect
 from tests.unit.test_normalize_hostile import (
     NAMED_CASES,
     SAMPLE,
-    _set,
     assert_staged_as_given,
     damage,
+    set_path,
 )
 
 
@@ -41,12 +41,12 @@ class ServedBody:
                                headers={"Content-Type": "application/json"})
 
 
-def _window() -> IngestWindow:
+def hostile_window() -> IngestWindow:
     start = datetime(2026, 5, 1, tzinfo=UTC) + timedelta(minutes=random.randrange(10**6))
     return IngestWindow(f"hostile-{uuid.uuid4().hex[:8]}", start, start + timedelta(minutes=1))
 
 
-def _fresh_users(count: int) -> list[dict]:
+def fresh_users(count: int) -> list[dict]:
     users = [json.loads(json.dumps(SAMPLE[i % len(SAMPLE)])) for i in range(count)]
     for user in users:
         user["login"]["uuid"] = str(uuid.uuid4())
@@ -55,7 +55,7 @@ def _fresh_users(count: int) -> list[dict]:
 
 def _ingest(conn, results: list) -> tuple[IngestWindow, object, ServedBody]:
     served = ServedBody(results)
-    window = _window()
+    window = hostile_window()
     client = RandomUserClient(served, RetryPolicy(max_attempts=1))
     return window, ingest_window(window, client, conn, users_per_window=len(results)), served
 
@@ -75,10 +75,10 @@ def conn(stack, scratch_db):
 
 
 def test_the_named_records_are_quarantined_with_their_raw_text_and_110_users_land(conn):
-    results = _fresh_users(110)
+    results = fresh_users(110)
     bad = []
     for case in sorted(NAMED_CASES):
-        record = _fresh_users(1)[0]
+        record = fresh_users(1)[0]
         NAMED_CASES[case](record)
         bad.append(record)
     results[5:5] = bad
@@ -101,7 +101,7 @@ def test_the_named_records_are_quarantined_with_their_raw_text_and_110_users_lan
 
 
 def test_a_user_postgresql_refuses_is_quarantined_and_the_rest_of_the_page_lands(conn):
-    results = _fresh_users(30)
+    results = fresh_users(30)
     results[11]["name"]["last"] = "Refused-by-a-check"
     conn.execute("ALTER TABLE staging.users ADD CONSTRAINT test_refuses_one_name "
                  "CHECK (last_name IS DISTINCT FROM 'Refused-by-a-check')")
@@ -122,9 +122,9 @@ def test_a_user_postgresql_refuses_is_quarantined_and_the_rest_of_the_page_lands
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(damages=st.lists(st.tuples(st.integers(0, 19), damage), min_size=1, max_size=15))
 def test_generated_damage_never_fails_a_window_and_loses_nothing(conn, damages):
-    results = _fresh_users(20)
+    results = fresh_users(20)
     for position, (path, value, delete) in damages:
-        _set(results[position], path, value, delete)
+        set_path(results[position], path, value, delete)
     window, result, _ = _ingest(conn, results)
     staged_count = result.inserted + result.updated + result.unchanged
     quarantined = conn.execute("SELECT count(*) FROM staging.rejected_users WHERE seed = %s",

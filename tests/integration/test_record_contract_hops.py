@@ -25,9 +25,16 @@ from local_stack.stream_harness import (
     register_subject,
     run_job,
 )
-from tests.integration.test_ingest_hostile import ServedBody, _fresh_users, _window
-from tests.integration.test_stream_hostile import _framed, _record
-from tests.unit.test_normalize_hostile import INT_PATHS, NUMBER_PATHS, TEXT_PATHS, TIME_PATHS, _set
+from tests.integration.relay_support import fail_pending_events
+from tests.integration.test_ingest_hostile import ServedBody, fresh_users, hostile_window
+from tests.integration.test_stream_hostile import framed, record_with
+from tests.unit.test_normalize_hostile import (
+    INT_PATHS,
+    NUMBER_PATHS,
+    TEXT_PATHS,
+    TIME_PATHS,
+    set_path,
+)
 
 AT_LIMIT = {
     TEXT_PATHS["first_name"]: "é" * 1000,
@@ -79,19 +86,18 @@ def test_values_at_each_limit_cross_all_hops_unchanged_and_beyond_stops_at_each(
     bootstrap = stack.settings.kafka_bootstrap
     ensure_topic({"bootstrap.servers": bootstrap}, TopicSpec(topic, 3))
     schema_id = register_subject(stack.settings, topic)
-    at_limit = _fresh_users(5)
+    at_limit = fresh_users(5)
     for user in at_limit:
         for path, value in AT_LIMIT.items():
-            _set(user, path, value)
-    beyond = _fresh_users(len(BEYOND))
+            set_path(user, path, value)
+    beyond = fresh_users(len(BEYOND))
     for user, (path, value, _, _) in zip(beyond, BEYOND.values(), strict=True):
-        _set(user, path, value)
+        set_path(user, path, value)
 
     with pg_connect(stack, scratch_db) as conn:
-        conn.execute("UPDATE staging.user_events SET failed_at = now(), failure = 'test reset' "
-                     "WHERE published_at IS NULL AND failed_at IS NULL")
+        fail_pending_events(conn)
         served = ServedBody(at_limit + beyond)
-        window = _window()
+        window = hostile_window()
         result = ingest_window(window, RandomUserClient(served, RetryPolicy(max_attempts=1)),
                                conn, users_per_window=len(served_results(served)))
         assert (result.inserted, result.rejected) == (5, len(BEYOND))  # ingest stops beyond
@@ -111,7 +117,7 @@ def test_values_at_each_limit_cross_all_hops_unchanged_and_beyond_stops_at_each(
         assert all("breaks the record contract" in f or "cannot encode" in f for f in failures)
 
     stream_beyond = [  # fed to the stream directly, as if the relay had let them through
-        (name.encode(), _framed(schema_id, _record(70_000 + i, **change)))
+        (name.encode(), framed(schema_id, record_with(70_000 + i, **change)))
         for i, (name, change) in enumerate(STREAM_BEYOND.items())]
     produce_raw(stack.settings, topic, stream_beyond)
     cluster, session = cassandra_session(stack.settings, timeout=30)

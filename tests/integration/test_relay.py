@@ -14,6 +14,7 @@ from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.services import pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
+    fail_pending_events,
     producer,
     read_topic,
 )
@@ -29,8 +30,7 @@ def relay_env(stack, scratch_db):
     schema = load_parsed_schema()
     ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(topic, 3))
     with pg_connect(stack, scratch_db) as conn:
-        conn.execute("UPDATE staging.user_events SET failed_at = now(), failure = 'test reset' "
-                     "WHERE published_at IS NULL AND failed_at IS NULL")
+        fail_pending_events(conn)
         yield conn, topic, schema_id, schema, registry
 
 

@@ -20,6 +20,7 @@ from local_stack.cli import start_service, wait_healthy
 from local_stack.services import by_name, pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
+    fail_pending_events,
     read_topic,
 )
 
@@ -36,8 +37,7 @@ def test_broker_stopped_mid_relay_loses_nothing(stack, scratch_db):
     settings = {**PRODUCER_SETTINGS, "bootstrap.servers": bootstrap,
                 "message.timeout.ms": 15_000}
     with pg_connect(stack, scratch_db) as conn:
-        conn.execute("UPDATE staging.user_events SET failed_at = now(), failure = 'test reset' "
-                     "WHERE published_at IS NULL AND failed_at IS NULL")
+        fail_pending_events(conn)
         ids = [r[0] for r in conn.execute(EVENTS_SQL, (60_000,)).fetchall()]
         failure: list[BaseException] = []
 

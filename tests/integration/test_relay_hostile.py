@@ -17,7 +17,7 @@ from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.services import pg_connect
-from tests.integration.relay_support import EVENTS_SQL, read_topic
+from tests.integration.relay_support import EVENTS_SQL, fail_pending_events, read_topic
 
 BIG_PAYLOAD = {"user_id": None, "street_name": "x" * 900, "city": "y" * 900, "state": "z" * 900}
 
@@ -25,8 +25,7 @@ BIG_PAYLOAD = {"user_id": None, "street_name": "x" * 900, "city": "y" * 900, "st
 @pytest.fixture
 def outbox(stack, scratch_db):
     with pg_connect(stack, scratch_db) as conn:
-        conn.execute("UPDATE staging.user_events SET failed_at = now(), failure = 'test reset' "
-                     "WHERE published_at IS NULL AND failed_at IS NULL")
+        fail_pending_events(conn)
         yield conn
 
 

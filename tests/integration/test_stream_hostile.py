@@ -42,12 +42,12 @@ def _zigzag(value: int) -> bytes:
     return bytes(out)
 
 
-def _record(event_id: int, **changes) -> dict:
+def record_with(event_id: int, **changes) -> dict:
     payload = synthetic_user(random.Random(event_id), event_id)
     return {**event_record(event_id, payload, "h", datetime.now(UTC)), **changes}
 
 
-def _framed(schema_id: int, record: dict) -> bytes:
+def framed(schema_id: int, record: dict) -> bytes:
     """Encoded by fastavro straight, past the relay's check: what a foreign producer could send."""
     buffer = io.BytesIO()
     buffer.write(HEADER.pack(0, schema_id))
@@ -83,19 +83,20 @@ def test_every_poison_message_is_a_dead_letter_and_the_good_ones_land(stack, cas
         json={"schema": json.dumps({"type": "object", "properties": {"a": {"type": "string"}}}),
               "schemaType": "JSON"}, timeout=10,
         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}).json()["id"]
-    good_body = _framed(v1, _record(900))[5:]
+    good_body = framed(v1, record_with(900))[5:]
     poison = {
         "schema id 2^31": (HEADER.pack(0, 2**31) + good_body, "beyond the registry's range"),
         "schema id 2^32-1": (HEADER.pack(0, 2**32 - 1) + good_body,
                              "beyond the registry's range"),
         "declares a 2 GB string": (HEADER.pack(0, v1) + _zigzag(901) + _zigzag(2_000_000_000)
                                    + b"abc", "does not decode"),
-        "NUL in a name": (_framed(v1, _record(902, first_name="Jo\x00hn")), "forbidden character"),
-        "name of 1001 characters": (_framed(v1, _record(903, last_name="x" * 1001)),
+        "NUL in a name": (framed(v1, record_with(902, first_name="Jo\x00hn")),
+                          "forbidden character"),
+        "name of 1001 characters": (framed(v1, record_with(903, last_name="x" * 1001)),
                                     "longer than 1000"),
-        "latitude NaN": (_framed(v1, _record(904, latitude=float("nan"))), "finite"),
-        "event_id 0": (_framed(v1, _record(0)), "'event_id' is outside"),
-        "dob in 1850": (_framed(v1, _record(905, dob=datetime(1850, 1, 1, tzinfo=UTC))),
+        "latitude NaN": (framed(v1, record_with(904, latitude=float("nan"))), "finite"),
+        "event_id 0": (framed(v1, record_with(0)), "'event_id' is outside"),
+        "dob in 1850": (framed(v1, record_with(905, dob=datetime(1850, 1, 1, tzinfo=UTC))),
                         "years 1900..9999"),
         "a writer schema the reader cannot resolve": (HEADER.pack(0, foreign) + _zigzag(7),
                                                       f"does not decode with writer schema "
@@ -211,7 +212,7 @@ def test_fuzzed_messages_are_dead_letters_and_every_good_message_lands(
     rng = random.Random(49)
     bad: dict[str, bytes] = {}
     for i in range(150):
-        valid = _framed(v1, _record(10_000 + i))
+        valid = framed(v1, record_with(10_000 + i))
         kind = i % 5
         if kind == 0:  # random bytes, never a 0 magic byte
             value = bytes([rng.randrange(1, 256)]) + rng.randbytes(rng.randrange(0, 300))

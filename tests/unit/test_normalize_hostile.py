@@ -53,7 +53,7 @@ def _get(raw: Any, path: tuple[str, ...]) -> Any:
     return raw
 
 
-def _set(raw: dict, path: tuple[str, ...], value: Any, delete: bool = False) -> None:
+def set_path(raw: dict, path: tuple[str, ...], value: Any, delete: bool = False) -> None:
     for key in path[:-1]:
         if not isinstance(raw.get(key), dict):
             return
@@ -75,14 +75,15 @@ def _sample(index: int = 0) -> dict:
 NAMED_CASES = {
     "login null": lambda r: r.__setitem__("login", None),
     "login a string": lambda r: r.__setitem__("login", "bob"),
-    "street number superscript two": lambda r: _set(r, INT_PATHS["street_number"], "²"),
-    "NUL in a name": lambda r: _set(r, TEXT_PATHS["first_name"], "Jo\x00hn"),
-    "lone surrogate in a city": lambda r: _set(r, TEXT_PATHS["city"], "Ber\ud800lin"),
-    "age 10^12": lambda r: _set(r, INT_PATHS["age"], 10**12),
-    "street number 2^40": lambda r: _set(r, INT_PATHS["street_number"], 2**40),
-    "date with microseconds": lambda r: _set(r, TIME_PATHS["dob"], "1990-01-02T03:04:05.123456Z"),
-    "name 1001 characters": lambda r: _set(r, TEXT_PATHS["last_name"], "x" * 1001),
-    "coordinate 1e400": lambda r: _set(r, NUMBER_PATHS["latitude"], "1e400"),
+    "street number superscript two": lambda r: set_path(r, INT_PATHS["street_number"], "²"),
+    "NUL in a name": lambda r: set_path(r, TEXT_PATHS["first_name"], "Jo\x00hn"),
+    "lone surrogate in a city": lambda r: set_path(r, TEXT_PATHS["city"], "Ber\ud800lin"),
+    "age 10^12": lambda r: set_path(r, INT_PATHS["age"], 10**12),
+    "street number 2^40": lambda r: set_path(r, INT_PATHS["street_number"], 2**40),
+    "date with microseconds": lambda r: set_path(r, TIME_PATHS["dob"],
+                                                 "1990-01-02T03:04:05.123456Z"),
+    "name 1001 characters": lambda r: set_path(r, TEXT_PATHS["last_name"], "x" * 1001),
+    "coordinate 1e400": lambda r: set_path(r, NUMBER_PATHS["latitude"], "1e400"),
 }
 
 
@@ -142,7 +143,7 @@ damage = st.tuples(st.sampled_from(ALL_PATHS), hostile_values, st.booleans())
 def test_damaged_records_are_staged_as_given_or_rejected_and_none_is_lost(damages, extra):
     results = [_sample(i) for i in range(20)]
     for position, (path, value, delete) in damages:
-        _set(results[position], path, value, delete)
+        set_path(results[position], path, value, delete)
     results[0].update(extra)
     split = split_page(_page(results), set())
     assert len(split.users) + len(split.rejects) == len(results)
