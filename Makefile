@@ -1,6 +1,8 @@
 # userstream: local mode (real services as plain processes) and tests.
-#   make up                 install what is missing, start every service, apply schemas
+#   make up                 install what is missing, start every service, apply schemas, unpause
+#                           the DAGs and wait for the first users to land in Cassandra
 #   make up SOURCE=local    the same, with the bundled randomuser-compatible API as the source
+#   make up PAUSED=true     the same, but the DAGs are left paused
 #   make test               up, then the whole test suite against the running stack
 #   make status | down | clean | lint
 SHELL := /bin/bash
@@ -10,6 +12,9 @@ UV := $(PYTHON) -m uv
 VENV_PY := .venv/bin/python
 ifdef SOURCE
 export USERSTREAM_SOURCE := $(SOURCE)
+endif
+ifdef PAUSED
+export USERSTREAM_START_PAUSED := $(PAUSED)
 endif
 
 .PHONY: up down status clean test test-unit lint venv lock

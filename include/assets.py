@@ -40,3 +40,12 @@ CASSANDRA_USERS = Asset(
     uri=f"cassandra://{_endpoint('CASSANDRA', 9042)}/{names.CASSANDRA_KEYSPACE}/users",
     group="userstream",
 )
+
+
+# What the retention deleted (counts, cutoff): staging rows leave, nothing downstream changes.
+PRUNED_STAGING = Asset(
+    name="userstream.pruned_staging",
+    uri=(f"postgres://{_endpoint('POSTGRES', 5433)}/{names.USERSTREAM_DATABASE}/"
+         f"{names.STAGING_SCHEMA}/pruned"),
+    group="userstream",
+)

@@ -1,5 +1,6 @@
-"""What the hops share: the retry policy (exponential backoff, capped, a bounded run time) and the
-schedule of a downstream hop (its upstream asset, with a periodic safety net)."""
+"""What the hops share: the retry policy (exponential backoff, capped, a bounded run time), an
+alert when a task finally fails, and the schedule of a downstream hop (its upstream asset, with a
+periodic safety net)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import Any
 
 
 def hop_default_args(retries: int, execution_timeout: timedelta) -> dict[str, Any]:
+    from include.alerts import WebhookAlert
+
     return {
         "retries": retries,
         "retry_delay": timedelta(seconds=10),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=5),
         "execution_timeout": execution_timeout,
+        "on_failure_callback": [WebhookAlert()],
     }
 
 

@@ -8,6 +8,10 @@ INGEST_DAG_ID: Final = "ingest_users"
 RELAY_DAG_ID: Final = "relay_user_events"
 STREAM_DAG_ID: Final = "stream_users_to_cassandra"
 PIPELINE_DAG_IDS: Final = (INGEST_DAG_ID, RELAY_DAG_ID, STREAM_DAG_ID)
+# Maintenance: retention of the staging data (daily) and replays (triggered by hand).
+RETENTION_DAG_ID: Final = "prune_staging"
+REPLAY_DAG_ID: Final = "replay_user_events"
+ALL_DAG_IDS: Final = (*PIPELINE_DAG_IDS, RETENTION_DAG_ID, REPLAY_DAG_ID)
 
 # Airflow connection ids (provider defaults where the provider has one).
 POSTGRES_CONN_ID: Final = "postgres_default"

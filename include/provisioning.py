@@ -28,6 +28,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "sql" / "migrations"
 SUBJECT_COMPATIBILITY = "BACKWARD"
 TOPIC_PARTITIONS_SETTING = "USERSTREAM_TOPIC_PARTITIONS"
 TOPIC_REPLICATION_SETTING = "USERSTREAM_TOPIC_REPLICATION_FACTOR"
+TOPIC_RETENTION_SETTING = "USERSTREAM_TOPIC_RETENTION_HOURS"
 
 
 class MissingTopicError(RuntimeError):
@@ -39,12 +40,19 @@ class TopicSpec:
     name: str
     partitions: int = 3
     replication_factor: int = 1
+    retention_hours: int | None = None  # None: the broker's default (7 days)
 
     @classmethod
     def from_env(cls, name: str = names.USERS_TOPIC,
                  environ: Mapping[str, str] = os.environ) -> TopicSpec:
         return cls(name, _positive_int(environ, TOPIC_PARTITIONS_SETTING, 3),
-                   _positive_int(environ, TOPIC_REPLICATION_SETTING, 1))
+                   _positive_int(environ, TOPIC_REPLICATION_SETTING, 1),
+                   _positive_int(environ, TOPIC_RETENTION_SETTING, 168))
+
+    def configs(self) -> dict[str, str]:
+        if self.retention_hours is None:
+            return {}
+        return {"retention.ms": str(self.retention_hours * 3_600_000)}
 
 
 def _positive_int(environ: Mapping[str, str], setting: str, default: int) -> int:
@@ -73,21 +81,49 @@ def migrate_postgres(conn: Any) -> list[str]:
 
 
 def ensure_topic(admin_config: dict[str, Any], topic: TopicSpec) -> bool:
-    """Creates the topic if it is missing; True when it was created now."""
+    """Creates the topic if it is missing, and sets its configs (retention) either way; True
+    when it was created now."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(admin_config)
     if topic.name in admin.list_topics(timeout=15).topics:
+        _set_topic_configs(admin, topic)
         return False
-    new = NewTopic(topic.name, topic.partitions, topic.replication_factor)
+    new = NewTopic(topic.name, topic.partitions, topic.replication_factor, config=topic.configs())
     try:
         admin.create_topics([new])[topic.name].result(30)
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
+        _set_topic_configs(admin, topic)
         return False
     return True
+
+
+def _set_topic_configs(admin: Any, topic: TopicSpec) -> None:
+    """Sets each of the spec's configs on an existing topic, leaving the others as they are."""
+    from confluent_kafka.admin import (
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+    )
+
+    if not topic.configs():
+        return
+    entries = [ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+               for key, value in topic.configs().items()]
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic.name, incremental_configs=entries)
+    admin.incremental_alter_configs([resource])[resource].result(30)
+
+
+def topic_config(admin_config: dict[str, Any], topic: str, key: str) -> str:
+    """One config of the topic as the broker has it (`max.message.bytes`, `retention.ms`)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient(admin_config)  # kept referenced until the answer came
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([resource])[resource].result(15)[key].value
 
 
 def require_topic(admin_config: dict[str, Any], topic: str) -> None:
@@ -104,12 +140,7 @@ def require_topic(admin_config: dict[str, Any], topic: str) -> None:
 
 def topic_max_message_bytes(admin_config: dict[str, Any], topic: str) -> int:
     """The largest message the broker takes on the topic (its `max.message.bytes`)."""
-    from confluent_kafka.admin import AdminClient, ConfigResource
-
-    admin = AdminClient(admin_config)  # kept referenced until the answer came
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    configs = admin.describe_configs([resource])[resource].result(15)
-    return int(configs["max.message.bytes"].value)
+    return int(topic_config(admin_config, topic, "max.message.bytes"))
 
 
 def apply_cql(session: Any, keyspace: str = names.CASSANDRA_KEYSPACE,

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from include import names
 from include.stream.job import CHECKPOINT_NAME
-from local_stack import bootstrap, installer, processes, services
+from local_stack import bootstrap, first_run, installer, processes, services
 from local_stack.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
 from local_stack.services import (
     OFFLINE_SOURCE_ONLY,
@@ -27,7 +27,7 @@ from local_stack.services import (
     prepare_airflow,
 )
 from local_stack.settings import Settings, ensure_secrets
-from ops import pipeline_status
+from ops import pipeline_page, pipeline_status
 
 
 class StartupError(RuntimeError):
@@ -139,7 +139,10 @@ def up(settings: Settings) -> int:
     write_client_env(settings, ctx.secret)
     _source_marker(settings).write_text(settings.source)
     _summary(ctx, new_secrets, time.monotonic() - started_at)
-    return 0
+    landed = first_run.run_pipeline(ctx, _say)
+    _say(f"\n  Watch it: {settings.airflow_url}{pipeline_page.URL_PREFIX}/  (the pipeline page: "
+         f"per-hop counts, lag, latest messages, dead letters, alerts), or `make status`")
+    return 0 if landed else 1
 
 
 def _source_marker(settings: Settings):

@@ -8,8 +8,9 @@ else silently becomes 1, as the real API does), `seed`, `page`, `nat`, `inc`/`ex
 Faults for tests: `POST /__faults {"mode": M, "count": N, "retry_after": S, "records": K}` makes the
 next N API requests fail with M: `rate_limit` (429 + Retry-After), `server_error` (bare 500),
 `html` (502 HTML page), `malformed` (200 with truncated JSON), `empty` (200 with no results while
-info.results is 1), `bad_records` (200 with the first K records corrupted). `DELETE /__faults`
-clears them. Run: `python -m local_stack.randomuser_api --port 8000`.
+info.results is 1), `short` (200 with one user fewer than asked: the real API's answer to a
+`results` it does not take), `bad_records` (200 with the first K records corrupted).
+`DELETE /__faults` clears them. Run: `python -m local_stack.randomuser_api --port 8000`.
 """
 
 from __future__ import annotations
@@ -393,8 +394,10 @@ class Handler(BaseHTTPRequestHandler):
         users = generate(seed, page, results, nats)
         if fault == "bad_records":
             corrupt(users, self.faults.records)
+        if fault == "short":
+            users = users[:-1]
         users = [select_fields(u, arg("inc"), arg("exc")) for u in users]
-        info = {"seed": seed, "results": results, "page": page, "version": VERSION}
+        info = {"seed": seed, "results": len(users), "page": page, "version": VERSION}
         if fault == "empty":
             return self._json(200, {"results": [], "info": {**info, "results": 1}})
         payload: dict[str, Any] = {"results": users}

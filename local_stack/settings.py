@@ -28,6 +28,17 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -46,6 +57,8 @@ class Settings:
     registry_heap: str = "256m"
     source: str = "api"
     startup_timeout_s: int = 240
+    start_paused: bool = False
+    first_landing_timeout_s: int = 600
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -71,6 +84,8 @@ class Settings:
             registry_heap=_env("USERSTREAM_REGISTRY_HEAP", "256m"),
             source=source,
             startup_timeout_s=_env_int("USERSTREAM_STARTUP_TIMEOUT", 240),
+            start_paused=_env_bool("USERSTREAM_START_PAUSED", False),
+            first_landing_timeout_s=_env_int("USERSTREAM_FIRST_LANDING_TIMEOUT", 600),
         )
 
     # Folders under the state folder

@@ -5,7 +5,6 @@ stopped service shows as such instead of hiding the rest."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from include import names
+from include.stream.checkpoint import committed_offsets
 
 COUNT_BUDGET_S = 10.0  # Cassandra has no cheap exact count: page through for at most this long
 
@@ -43,20 +43,6 @@ def probe(read: Callable[[], Any]) -> Probe:
     except Exception as exc:  # a probe reports its failure; the screen still shows the rest
         return Probe(error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
                      if str(exc) else type(exc).__name__)
-
-
-def committed_offsets(checkpoint: Path, topic: str = names.USERS_TOPIC) -> dict[int, int]:
-    """The next offset per partition the stream job will read: the source offsets of the last
-    micro-batch Spark committed (`commits/N`, then `offsets/N`, whose last line is the Kafka
-    source's JSON). Empty when the job never committed a batch."""
-    commits = checkpoint / "commits"
-    batches = [int(p.name) for p in commits.iterdir() if p.name.isdigit()] \
-        if commits.is_dir() else []
-    if not batches:
-        return {}
-    lines = (checkpoint / "offsets" / str(max(batches))).read_text().strip().splitlines()
-    source = json.loads(lines[-1])
-    return {int(partition): int(offset) for partition, offset in source.get(topic, {}).items()}
 
 
 def lag(end_offsets: dict[int, int], committed: dict[int, int]) -> dict[int, int]:

@@ -58,6 +58,7 @@ READER_SCHEMA = PROJECT_ROOT / "include" / "schemas" / "user_created.avsc"
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # Confluent schema ids are non-negative Java ints: a larger id cannot be in any registry.
 MAX_SCHEMA_ID = 2**31 - 1
+MAX_DEAD_LETTER_EXAMPLES = 10
 # Each row's Cassandra write timestamp: the outbox event id (the outbox's own order, in which a
 # user's events are committed) on top of 2^52 microseconds (the year 2112), so it is later than any
 # wall-clock timestamp a row was written with before, and the newest event of a user always wins.
@@ -75,10 +76,14 @@ class StreamReport:
 
     rows_written: int = 0
     dead_letters: int = 0
+    # Valid messages of a user that a newer event of the same micro-batch replaced: every message
+    # is a row written, a dead letter or superseded (the landing check adds them up).
+    superseded: int = 0
     batches: int = 0
     messages: int = 0
     end_offsets: dict[str, int] = field(default_factory=dict)
     sample_user_ids: list[str] = field(default_factory=list)
+    dead_letter_examples: list[dict[str, Any]] = field(default_factory=list)
     schema_ids: list[int] = field(default_factory=list)
     startup_seconds: float = 0.0
     processing_seconds: float = 0.0
@@ -262,6 +267,7 @@ class UsersBatchWriter:
             F.count(F.lit(1)).alias("messages")).first()
         users_written, invalid_count = counts["users"], counts["invalid"]
         repeats = counts["messages"] - invalid_count - users_written
+        self.report.superseded += repeats
         if users_written:
             self._save(self._shape(valid, F, newest_only=repeats > 0), "users",
                        writetime="write_time")
@@ -331,6 +337,10 @@ class UsersBatchWriter:
                 .limit(5).collect():
             log.warning("dead letter p%s@%s: %s", row.kafka_partition, row.kafka_offset,
                         row.error)
+            if len(self.report.dead_letter_examples) < MAX_DEAD_LETTER_EXAMPLES:
+                self.report.dead_letter_examples.append(
+                    {"partition": row.kafka_partition, "offset": row.kafka_offset,
+                     "reason": row.error})
 
     def _count(self, framed, batch_id: int, F, users_written: int, dead_count: int,
                schema_ids: list[int]) -> None:
@@ -447,16 +457,19 @@ def should_stop(now: float, last_active: float, started: float, idle_s: float,
 
 def _run_until_idle(query, report: StreamReport, idle_s: float, max_run_s: float,
                     started: float) -> None:
-    """Waits on a processing-time query and stops it between micro-batches once idle or out of
-    time. A batch cut short by the stop is replayed from the checkpoint next time (upserts)."""
+    """Waits on a processing-time query and stops it once idle or out of time. Idle, it stops
+    between micro-batches. Out of time, it stops at once even in a batch: under a backlog the
+    batches follow each other without a gap, so waiting for one would not bound the run. A
+    batch cut short is not committed, and is read again from the checkpoint next time (its rows
+    are upserts with the same write timestamps)."""
     last_active, batches_seen = time.time(), report.batches
     while not query.awaitTermination(1):  # raises the query's error, if it failed
         now = time.time()
         if report.batches != batches_seen:
             batches_seen, last_active = report.batches, now
-        if query.status["isTriggerActive"]:  # looking for data or writing a batch
-            continue
-        if reason := should_stop(now, last_active, started, idle_s, max_run_s):
+        reason = should_stop(now, last_active, started, idle_s, max_run_s)
+        out_of_time = bool(max_run_s) and now - started >= max_run_s
+        if reason and (out_of_time or not query.status["isTriggerActive"]):
             log.warning("stopping the query: %s (%d batches, %d messages)", reason,
                         report.batches, report.messages)
             query.stop()

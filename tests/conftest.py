@@ -10,6 +10,7 @@ import pytest
 from local_stack.cli import make_context
 from local_stack.services import Context, Unhealthy, active_services
 from local_stack.settings import Settings
+from tests.pipeline_data import take_snapshot
 
 
 def pytest_collection_modifyitems(config, items):
@@ -19,16 +20,16 @@ def pytest_collection_modifyitems(config, items):
                                  item.get_closest_marker("lifecycle") is not None))
 
 
-def pytest_sessionstart(session):
-    """The pipeline's data as the session found it (None when the stack is not up)."""
-    from tests.pipeline_data import take_snapshot
+def pause_pipeline(ctx: Context) -> None:
+    """Pauses the DAGs (`make up` leaves them running) upstream first, each once nothing of
+    it is in flight: the tests trigger the runs they need and expect no other."""
+    from include import names
+    from local_stack.airflow_api import AirflowApi
 
-    try:
-        ctx, _ = make_context(Settings.from_env())
-        session.config.pipeline_snapshot = take_snapshot(ctx)
-    except Exception as exc:  # the stack is down: unit tests still run; the check reports it
-        session.config.pipeline_snapshot = None
-        session.config.pipeline_snapshot_error = f"{type(exc).__name__}: {exc}"
+    api = AirflowApi(ctx)
+    for dag_id in names.ALL_DAG_IDS:
+        if not api.is_paused(dag_id):
+            api.pause_when_idle(dag_id)
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +38,9 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings) -> Context:
-    """The running local stack; fails with what is down and how to start it."""
+def stack(request, settings: Settings) -> Context:
+    """The running local stack, its pipeline paused and the pipeline's data as the first test
+    that needs the stack found it; fails with what is down and how to start it."""
     ctx, _ = make_context(settings)
     down = []
     for service in active_services(settings):
@@ -50,4 +52,6 @@ def stack(settings: Settings) -> Context:
         pytest.fail("local stack is not healthy (start it with `make up`):\n  " + "\n  ".join(down))
     # Clients in the tests (Airflow hooks included) see the same connections as the services.
     os.environ.update({k: v for k, v in ctx.env.items() if k.startswith(("AIRFLOW", "USERSTREAM"))})
+    pause_pipeline(ctx)
+    request.config.pipeline_snapshot = take_snapshot(ctx)
     return ctx

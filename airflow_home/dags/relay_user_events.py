@@ -2,13 +2,15 @@
 
 Runs when ingest emits its asset, and every 5 minutes as a safety net so an event never waits
 for a missed trigger. One run at a time; events are marked published only after the broker acked.
+Events that cannot be sent are marked failed and alerted on; any task that finally fails alerts
+too (connection `alerts_webhook`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from include import names
 from include.assets import STAGED_USER_EVENTS, USERS_TOPIC
@@ -22,19 +24,27 @@ from include.dag_defaults import RELAY_BATCH_SIZE, hop_default_args, on_asset_wi
     catchup=False,
     max_active_runs=1,
     default_args=hop_default_args(retries=5, execution_timeout=timedelta(minutes=30)),
+    params={
+        "topic": Param(names.USERS_TOPIC, type="string",
+                       description="the topic to publish to (tests use a scratch one)"),
+        "database": Param("", type="string",
+                          description="the database whose outbox to drain; empty: the "
+                                      "postgres_default connection's own"),
+    },
     tags=["userstream", "relay"],
     doc_md=__doc__,
 )
 def relay_user_events():
     @task(outlets=[USERS_TOPIC])
-    def relay_outbox(outlet_events=None):
+    def relay_outbox(params=None, outlet_events=None, **context):
         from airflow.exceptions import AirflowSkipException
 
-        from include.relay.task import run_relay
+        from include.relay.task import alert_failed_events, run_relay, skip_reason
 
-        stats = run_relay(batch_size=RELAY_BATCH_SIZE)
-        if stats.sent == 0:
-            raise AirflowSkipException("the outbox had no unpublished event")
+        stats = run_relay(RELAY_BATCH_SIZE, params["topic"], params["database"])
+        alert_failed_events(stats, context)
+        if reason := skip_reason(stats):
+            raise AirflowSkipException(reason)
         outlet_events[USERS_TOPIC].extra = stats.as_extra()
         return {"events_sent": stats.sent, "seconds": round(stats.seconds, 2)}
 

@@ -2,9 +2,11 @@
 
 Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. The Spark job
 reads the topic from its checkpoint and stays up while messages keep coming (one start-up for many
-relay runs); once idle for `stop_when_idle_s` it exits and the sensor proves the sampled users
-landed.
-Any task that finally fails sends an alert to the `alerts_webhook` connection.
+relay runs); once idle for `stop_when_idle_s` it exits. The landing check then proves the run
+complete: its committed offsets reach the relay's, every message is accounted for, and the sampled
+users' rows are there and at least as new as sampled.
+New dead letters, and any task that finally fails, send an alert to the `alerts_webhook`
+connection.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from include.dag_defaults import (
     hop_default_args,
     on_asset_with_safety_net,
 )
-from include.stream.alerts import WebhookAlert
 from include.stream.operator import StreamUsersOperator
 from include.stream.verify import LandedUsersSensor
 
@@ -34,15 +35,16 @@ STREAM_TASK_ID = "run_stream_job"
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={
-        **hop_default_args(retries=3, execution_timeout=timedelta(minutes=60)),
-        "on_failure_callback": [WebhookAlert()],
-    },
+    default_args=hop_default_args(retries=3, execution_timeout=timedelta(minutes=60)),
     params={
         "landing_timeout_s": Param(600, type="integer", minimum=1,
                                    description="how long the sensor waits for sampled users"),
         "verify_user_ids": Param([], type="array",
                                  description="user_ids to verify instead of the sampled ones"),
+        "expected_last_offsets": Param({}, type="object",
+                                       description="{partition: last offset} the run must "
+                                                   "consume, instead of what the triggering "
+                                                   "relay runs reported"),
         "stop_when_idle_s": Param(STREAM_STOP_WHEN_IDLE_S, type="number", minimum=0,
                                   description="the Spark query ends once no message came for "
                                               "this long (0: drain what is there and end)"),

@@ -31,6 +31,8 @@ from include.dag_defaults import RELAY_BATCH_SIZE
 from include.relay.encoding import MAX_REASON, EncodedBatch, EventEncoder
 
 log = logging.getLogger(__name__)
+SAMPLE_SIZE = 20
+MAX_FAILURE_EXAMPLES = 5
 
 class RelayError(RuntimeError):
     """Events of a batch were not acknowledged; they stay pending (the rest was published)."""
@@ -44,6 +46,7 @@ class ProducerLike(Protocol):
 
 @dataclass
 class RelayStats:
+    topic: str = ""
     sent: int = 0
     failed_encoding: int = 0
     batches: int = 0
@@ -51,6 +54,9 @@ class RelayStats:
     last_event_id: int | None = None
     partition_offsets: dict[int, int] = field(default_factory=dict)
     sample_user_ids: list[str] = field(default_factory=list)
+    # (user_id, event_id) of sampled messages: the landing check wants each row at least as new
+    sample_events: list[tuple[str, int]] = field(default_factory=list)
+    failure_examples: list[tuple[int, str]] = field(default_factory=list)  # (event id, reason)
     seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -59,8 +65,9 @@ class RelayStats:
         self.phase_seconds[phase] = self.phase_seconds.get(phase, 0.0) + now - since
         return now
 
-    def as_extra(self, sample_size: int = 20) -> dict[str, Any]:
+    def as_extra(self, sample_size: int = SAMPLE_SIZE) -> dict[str, Any]:
         return {
+            "topic": self.topic,
             "events_sent": self.sent,
             "events_failed_encoding": self.failed_encoding,
             "batches": self.batches,
@@ -68,6 +75,8 @@ class RelayStats:
             "partition_last_offsets": {
                 str(p): o for p, o in sorted(self.partition_offsets.items())},
             "sample_user_ids": self.sample_user_ids[:sample_size],
+            "sample_events": [list(e) for e in self.sample_events[:sample_size]],
+            "failure_examples": [list(e) for e in self.failure_examples],
             "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
         }
 
@@ -194,9 +203,14 @@ def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
     stats.last_event_id = ids[-1]
     for partition, offset in offsets.items():
         stats.partition_offsets[partition] = max(offset, stats.partition_offsets.get(partition, -1))
-    if len(stats.sample_user_ids) < 20:
-        stats.sample_user_ids += [key.decode() for _, key, _ in
-                                  encoded.messages[: 20 - len(stats.sample_user_ids)]]
+    if len(stats.sample_events) < SAMPLE_SIZE:
+        acked = set(deliveries.acked)
+        stats.sample_events += [(key.decode(), event_id) for event_id, key, _ in
+                                encoded.messages if event_id in acked
+                                ][: SAMPLE_SIZE - len(stats.sample_events)]
+        stats.sample_user_ids = [user_id for user_id, _ in stats.sample_events]
+    room = MAX_FAILURE_EXAMPLES - len(stats.failure_examples)
+    stats.failure_examples += encoded.failures[:room]
     log.info("relayed batch %d: %d events (total %d, last id %s)", stats.batches, len(ids),
              stats.sent, stats.last_event_id)
 
@@ -207,7 +221,7 @@ def relay_pending(conn: psycopg.Connection, producer: ProducerLike, topic: str, 
                   max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> RelayStats:
     """Relays batches until the outbox has nothing unclaimed left (or max_batches): each batch is
     claimed, encoded, produced, acknowledged and committed in turn."""
-    stats = RelayStats()
+    stats = RelayStats(topic=topic)
     started = time.perf_counter()
     encoder = EventEncoder(schema_id, parsed_schema)
     while max_batches is None or stats.batches < max_batches:

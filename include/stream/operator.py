@@ -80,4 +80,21 @@ class StreamUsersOperator(SparkSubmitOperator):
                       "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
                       report["rows_written"], report["dead_letters"], report["batches"],
                       report["startup_seconds"], report["total_seconds"])
+        alert_new_dead_letters(report, context)
         return report
+
+
+def alert_new_dead_letters(report: dict[str, Any], context: Any) -> dict[str, Any] | None:
+    """An alert when the run dead-lettered messages (they are kept in `users_dead_letter`
+    with their reason; the good messages around them landed)."""
+    if not report.get("dead_letters"):
+        return None
+    from include.alerts import NEW_DEAD_LETTERS, send_run_alert
+
+    return send_run_alert(
+        context, NEW_DEAD_LETTERS,
+        f"{report['dead_letters']} of {report['messages']} message(s) consumed in this run "
+        f"could not be landed and went to users_dead_letter with their reason",
+        counts={"dead_letters": report["dead_letters"], "messages": report["messages"],
+                "rows_written": report["rows_written"]},
+        examples=report.get("dead_letter_examples", []))

@@ -1,11 +1,16 @@
-"""Proof that the stream hop landed: the user_ids sampled upstream are readable in Cassandra.
+"""Proof that the stream hop landed everything, not only something.
 
-The provider's `CassandraRecordSensor` checks one key and reports an unreachable Cassandra as
-"record not found" (and importing it loads the Cassandra driver, which DAG parsing must not).
-`LandedUsersSensor` checks every sampled key in one query and probes
-reachability first, so a timeout says which went wrong (`problem`: unreachable, a look-up that
-kept failing, or records missing), and the alert names the keys that are missing. A look-up that
-fails (a read timeout on a busy node) is poked again, not taken as the answer.
+`LandedUsersSensor` checks, in this order:
+1. completeness: the stream's committed offsets (its checkpoint) reach the last offsets that the
+   triggering relay runs reported, on every partition (`stream_incomplete`, with the shortfall);
+2. accounting: every message the run consumed is a row written, a dead letter, or superseded by a
+   newer event of the same user in its micro-batch (`stream_counts_mismatch`);
+3. the sampled users: each has a row (`records_missing`) holding an event at least as new as the
+   sampled one (`records_stale`).
+1 and 2 are verdicts the moment the job has ended; 3 is poked until the timeout, and an unreachable
+Cassandra (`cassandra_unreachable`) or a look-up that kept failing (`records_unchecked`) is told
+apart from missing rows. The provider's `CassandraRecordSensor` checks one key, reports an
+unreachable Cassandra as "record not found", and loads the driver at parse time.
 """
 
 from __future__ import annotations
@@ -21,25 +26,65 @@ from include import names
 from include.assets import USERS_TOPIC
 
 RECORDS_MISSING = "records_missing"
+RECORDS_STALE = "records_stale"
 CASSANDRA_UNREACHABLE = "cassandra_unreachable"
 RECORDS_UNCHECKED = "records_unchecked"
+STREAM_INCOMPLETE = "stream_incomplete"
+STREAM_COUNTS_MISMATCH = "stream_counts_mismatch"
 MAX_VERIFIED_KEYS = 200
 
 
-def sampled_user_ids(context: Mapping[str, Any], report_task_id: str | None = None) -> list[str]:
-    """The keys to verify: an explicit `verify_user_ids` run parameter, else the samples in the
-    triggering Kafka asset events, else the sample the stream job reported."""
-    explicit = (context.get("params") or {}).get("verify_user_ids") or []
-    if explicit:
-        return _unique(explicit)
-    events = (context.get("triggering_asset_events") or {})
-    sampled: list[str] = []
-    for event in _events_for(events, USERS_TOPIC):
-        sampled += list((event.extra or {}).get("sample_user_ids", []))
+def sampled_events(context: Mapping[str, Any],
+                   report_task_id: str | None = None) -> dict[str, int | None]:
+    """The users to verify, each with the event id its row must have reached (None: presence
+    only): an explicit `verify_user_ids` run parameter, else the samples of the triggering Kafka
+    asset events about the run's topic, else the sample the stream job reported."""
+    params = context.get("params") or {}
+    if explicit := params.get("verify_user_ids") or []:
+        return dict.fromkeys(_unique(explicit))
+    sampled: dict[str, int | None] = {}
+    for extra in _relay_reports(context, params.get("topic", names.USERS_TOPIC)):
+        pairs = extra.get("sample_events") or [(u, None) for u in extra.get("sample_user_ids", [])]
+        for user_id, event_id in pairs:
+            known = sampled.get(str(user_id))
+            sampled[str(user_id)] = event_id if known is None else max(known, event_id or 0)
     if not sampled and report_task_id:
         report = context["ti"].xcom_pull(task_ids=report_task_id) or {}
-        sampled = list(report.get("sample_user_ids", []))
-    return _unique(sampled)[:MAX_VERIFIED_KEYS]
+        sampled = dict.fromkeys(_unique(report.get("sample_user_ids", [])))
+    return dict(list(sampled.items())[:MAX_VERIFIED_KEYS])
+
+
+def sampled_user_ids(context: Mapping[str, Any], report_task_id: str | None = None) -> list[str]:
+    return list(sampled_events(context, report_task_id))
+
+
+def expected_last_offsets(context: Mapping[str, Any], topic: str) -> dict[int, int]:
+    """The last offset per partition the run must have consumed: an explicit
+    `expected_last_offsets` run parameter, else the highest each triggering relay run of this
+    topic reported. Empty when nothing says (a scheduled run with no relay run before it)."""
+    explicit = (context.get("params") or {}).get("expected_last_offsets") or {}
+    if explicit:
+        return {int(p): int(o) for p, o in explicit.items()}
+    last: dict[int, int] = {}
+    for extra in _relay_reports(context, topic):
+        for partition, offset in (extra.get("partition_last_offsets") or {}).items():
+            last[int(partition)] = max(int(offset), last.get(int(partition), -1))
+    return last
+
+
+def uncounted_messages(report: Mapping[str, Any]) -> int:
+    """Messages the run consumed that are neither a row written, a dead letter nor superseded
+    (negative: more outcomes than messages). 0 when the run's books balance."""
+    accounted = report["rows_written"] + report["dead_letters"] + report.get("superseded", 0)
+    return report["messages"] - accounted
+
+
+def _relay_reports(context: Mapping[str, Any], topic: str) -> list[dict[str, Any]]:
+    """The facts of the triggering relay runs that published to `topic` (a relay run given a
+    scratch topic reports it; one that does not say published to the pipeline's)."""
+    events = _events_for(context.get("triggering_asset_events") or {}, USERS_TOPIC)
+    extras = [event.extra or {} for event in events]
+    return [extra for extra in extras if extra.get("topic", names.USERS_TOPIC) == topic]
 
 
 def _events_for(events: Any, asset: Any) -> list[Any]:
@@ -74,6 +119,19 @@ def rows_by_user_ids(session: Any, table: str, columns: str, user_ids: list[str]
     return rows
 
 
+def landed_event_ids(session: Any, table: str, user_ids: list[str]) -> dict[str, int | None]:
+    """The event id each of these users' row holds, for those that have a row."""
+    rows = rows_by_user_ids(session, table, "user_id, event_id", user_ids)
+    return {str(row.user_id): row.event_id for row in rows}
+
+
+def stale_user_ids(expected: Mapping[str, int | None],
+                   landed: Mapping[str, int | None]) -> list[str]:
+    """Users whose row holds an older event than the one sampled for them."""
+    return [u for u, event_id in expected.items()
+            if event_id is not None and u in landed and (landed[u] or 0) < event_id]
+
+
 def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]:
     """The ids of `user_ids` with no row in `table` (keyspace.table), in their given order."""
     found = {str(row.user_id) for row in rows_by_user_ids(session, table, "user_id", user_ids)}
@@ -81,9 +139,9 @@ def missing_user_ids(session: Any, table: str, user_ids: list[str]) -> list[str]
 
 
 class LandedUsersSensor(BaseSensorOperator):
-    """Pokes until every sampled user_id of the run has a row in `table` (keyspace.table).
-    After a failure, `problem`, `problem_detail`, `missing` and `checked` say what went wrong
-    (the alert reads them)."""
+    """Pokes until the run's data has provably landed in `table` (keyspace.table), see the module.
+    After a failure, `problem`, `problem_detail`, `counts`, `examples`, `missing` and `checked`
+    say what went wrong (the alert reads them)."""
 
     template_fields = ("table",)
 
@@ -95,6 +153,8 @@ class LandedUsersSensor(BaseSensorOperator):
         self.cassandra_conn_id = cassandra_conn_id
         self.problem: str | None = None
         self.problem_detail = ""
+        self.counts: dict[str, int] = {}
+        self.examples: list[dict[str, Any]] = []
         self.missing: list[str] = []
         self.checked: list[str] = []
 
@@ -105,12 +165,87 @@ class LandedUsersSensor(BaseSensorOperator):
         return super().execute(context)
 
     def poke(self, context: Any) -> bool:
-        from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+        from airflow.exceptions import AirflowFailException
 
-        self.checked = sampled_user_ids(context, self.report_task_id)
+        if self._incomplete(context) or self._unbalanced(context):
+            raise AirflowFailException(self.problem_detail)
+        expected = sampled_events(context, self.report_task_id)
+        self.checked = list(expected)
         if not self.checked:
             self.log.info("no sampled user_id to verify in this run")
             return True
+        landed = self._landed(self.checked)
+        if landed is None:
+            return False
+        self.missing = [u for u in self.checked if u not in landed]
+        if self.missing:
+            return self._not_yet(RECORDS_MISSING,
+                                 f"{len(self.missing)} of {len(self.checked)} sampled user_ids "
+                                 f"are not in {self.table}", self.missing)
+        stale = stale_user_ids(expected, landed)
+        if stale:
+            self.examples = [{"user_id": u, "sampled_event_id": expected[u],
+                              "landed_event_id": landed[u]} for u in stale[:10]]
+            self._not_yet(RECORDS_STALE, f"{len(stale)} of {len(self.checked)} sampled users "
+                          f"hold an older event in {self.table} than the relay sent", stale)
+            self.missing = []
+            return False
+        self.problem = None
+        self.log.info("all %d sampled user_ids are in %s, each at least as new as sampled",
+                      len(self.checked), self.table)
+        return True
+
+    def _incomplete(self, context: Any) -> bool:
+        """True (with the problem set) when the committed offsets stop short of the relay's."""
+        from include.stream.checkpoint import committed_offsets, shortfall
+        from include.stream.job import checkpoint_root
+        from include.stream.operator import checkpoint_name
+
+        params = context.get("params") or {}
+        topic = params.get("topic", names.USERS_TOPIC)
+        expected = expected_last_offsets(context, topic)
+        if not expected:
+            return False
+        checkpoint = checkpoint_root() / checkpoint_name(
+            topic, params.get("keyspace", names.CASSANDRA_KEYSPACE))
+        committed = committed_offsets(checkpoint, topic)
+        short = shortfall(expected, committed)
+        if not short:
+            self.log.info("the stream committed every offset the relay reported: %s", expected)
+            return False
+        self.problem = STREAM_INCOMPLETE
+        self.counts = {"messages_short": sum(short.values()), "partitions_short": len(short)}
+        self.examples = [{"partition": p, "relay_last_offset": expected[p],
+                          "committed_offset": committed.get(p)} for p in short]
+        self.problem_detail = (
+            f"the stream is incomplete: its committed offsets on {topic} are "
+            f"{sum(short.values()):,} message(s) short of the end offsets the relay reported ("
+            + ", ".join(f"p{p}: {n:,} short" for p, n in short.items())
+            + "); the messages stay in Kafka and the next run reads them")
+        return True
+
+    def _unbalanced(self, context: Any) -> bool:
+        report = (context["ti"].xcom_pull(task_ids=self.report_task_id)
+                  if self.report_task_id else None)
+        if not report or "superseded" not in report:
+            return False
+        uncounted = uncounted_messages(report)
+        if uncounted == 0:
+            return False
+        self.problem = STREAM_COUNTS_MISMATCH
+        self.counts = {key: report.get(key, 0) for key in
+                       ("messages", "rows_written", "dead_letters", "superseded")}
+        self.problem_detail = (
+            f"the stream run consumed {report['messages']:,} message(s) but accounts for "
+            f"{report['messages'] - uncounted:,} (rows written {report['rows_written']:,}, "
+            f"dead letters {report['dead_letters']:,}, superseded {report['superseded']:,})")
+        return True
+
+    def _landed(self, user_ids: list[str]) -> dict[str, int | None] | None:
+        """The landed event id of each user found, or None (problem set) when Cassandra could
+        not answer."""
+        from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
         hook = CassandraHook(self.cassandra_conn_id)
         try:
             try:
@@ -118,27 +253,20 @@ class LandedUsersSensor(BaseSensorOperator):
                 session.execute("SELECT release_version FROM system.local", timeout=10)
             except Exception as exc:  # any driver error here means "cannot reach"
                 contact = ",".join(str(p) for p in hook.cluster.contact_points)
-                return self._poke_again(CASSANDRA_UNREACHABLE,
-                                        f"Cassandra at {contact} is unreachable: {exc}")
+                self._not_yet(CASSANDRA_UNREACHABLE,
+                              f"Cassandra at {contact} is unreachable: {exc}", user_ids)
+                return None
             try:
-                self.missing = missing_user_ids(session, self.table, self.checked)
+                return landed_event_ids(session, self.table, user_ids)
             except Exception as exc:  # a busy node's read timeout is not a verdict
-                return self._poke_again(RECORDS_UNCHECKED,
-                                        f"looking up the sampled user_ids failed: {exc}")
+                self._not_yet(RECORDS_UNCHECKED,
+                              f"looking up the sampled user_ids failed: {exc}", user_ids)
+                return None
         finally:
             hook.shutdown_cluster()
-        if self.missing:
-            self.problem = RECORDS_MISSING
-            self.problem_detail = (f"{len(self.missing)} of {len(self.checked)} sampled "
-                                   f"user_ids are not in {self.table}")
-            self.log.warning("%s: %s", self.problem_detail, self.missing[:10])
-            return False
-        self.problem = None
-        self.log.info("all %d sampled user_ids are in %s", len(self.checked), self.table)
-        return True
 
-    def _poke_again(self, problem: str, detail: str) -> bool:
-        self.problem, self.problem_detail = problem, detail
-        self.missing = list(self.checked)
-        self.log.warning("%s (will check again until the timeout)", detail)
+    def _not_yet(self, problem: str, detail: str, keys: list[str]) -> bool:
+        self.problem, self.problem_detail, self.missing = problem, detail, list(keys)
+        self.counts = {"checked": len(self.checked), "failing": len(keys)}
+        self.log.warning("%s: %s (will check again until the timeout)", detail, keys[:10])
         return False

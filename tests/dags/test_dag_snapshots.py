@@ -73,3 +73,27 @@ def test_stream_users_to_cassandra_contract(dagbag):
     assert all(t.on_failure_callback for t in dag.tasks)
     assert [a.uri for a in tasks["record_landed"].outlets] == [
         "cassandra://127.0.0.1:9042/userstream/users"]
+
+
+def test_every_task_of_every_dag_alerts_through_the_webhook_when_it_finally_fails(dagbag):
+    assert set(dagbag.dags) == {"ingest_users", "relay_user_events", "stream_users_to_cassandra",
+                                "prune_staging", "replay_user_events"}
+    for dag_id in dagbag.dags:
+        for task in dagbag.dags[dag_id].tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert [type(c).__name__ for c in callbacks] == ["WebhookAlert"], (dag_id, task)
+            assert callbacks[0].http_conn_id == "alerts_webhook"
+
+
+def test_maintenance_dags_contract(dagbag):
+    retention = dagbag.dags["prune_staging"]
+    assert retention.timetable.summary == "17 3 * * *" and retention.max_active_runs == 1
+    (prune,) = retention.tasks
+    assert [a.uri for a in prune.outlets] == ["postgres://127.0.0.1:5433/userstream/staging/pruned"]
+    replay = dagbag.dags["replay_user_events"]
+    assert type(replay.timetable).__name__ == "NullTimetable" and replay.max_active_runs == 1
+    tasks = {t.task_id: t for t in replay.tasks}
+    assert tasks["mark_for_replay"].downstream_task_ids == {"relay_replayed"}
+    assert [a.uri for a in tasks["relay_replayed"].outlets] == [
+        "kafka://127.0.0.1:9092/users_created"]

@@ -4,6 +4,7 @@ conftest orders them after every other test."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,8 +21,10 @@ pytestmark = pytest.mark.lifecycle
 
 def _local_mode(command: str, timeout: int = 900) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
+    # The suite runs with the DAGs paused: `up` must not unpause them in its middle.
     result = subprocess.run([sys.executable, "-m", "local_stack", command],
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "USERSTREAM_START_PAUSED": "true"})
     return result, time.monotonic() - started
 
 

@@ -18,6 +18,7 @@ from include.provisioning import (
     ensure_topic,
     migrate_postgres,
     register_subject,
+    topic_config,
 )
 from include.relay.task import run_relay
 from include.schema_registry import SchemaRegistryClient
@@ -49,6 +50,9 @@ def test_topic_keyspace_and_subject_are_created_once(stack):
     assert ensure_topic(admin_config, topic) is False
     metadata = AdminClient(admin_config).list_topics(topic.name, timeout=10).topics[topic.name]
     assert len(metadata.partitions) == 2
+    retained = TopicSpec(topic.name, partitions=2, retention_hours=5)
+    assert ensure_topic(admin_config, retained) is False  # the setting reaches an existing topic
+    assert topic_config(admin_config, topic.name, "retention.ms") == str(5 * 3_600_000)
 
     keyspace = f"provision_{uuid.uuid4().hex[:8]}"
     cluster, session = cassandra_session(s, timeout=30)

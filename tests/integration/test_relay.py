@@ -56,6 +56,10 @@ def test_50k_events_relayed_exactly_once(stack, relay_env):
                                "AND published_at IS NULL", (ids,)).fetchone()[0]
     assert unpublished == 0
     assert sum(o + 1 for o in stats.partition_offsets.values()) == 50_000
+    by_key = {d["event_id"]: str(d["user_id"]) for d in decoded}
+    extra = stats.as_extra()
+    assert extra["topic"] == topic and len(extra["sample_events"]) == 20
+    assert all(by_key[event_id] == user_id for user_id, event_id in extra["sample_events"])
 
 
 def test_two_relays_never_send_the_same_event(stack, scratch_db, relay_env):
@@ -95,4 +99,5 @@ def test_an_event_that_cannot_be_encoded_is_marked_failed(stack, relay_env):
     failed = conn.execute("SELECT failed_at IS NOT NULL, failure, published_at FROM "
                           "staging.user_events WHERE id = %s", (bad,)).fetchone()
     assert failed[0] and "cannot encode" in failed[1] and failed[2] is None
+    assert stats.failure_examples == [(bad, failed[1])]
     assert len(read_topic(stack, topic)) == len(good)

@@ -12,10 +12,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-import requests
 
 from include import names
 from include.assets import CASSANDRA_USERS, USERS_TOPIC
+from include.stream.checkpoint import committed_offsets
 from include.stream.job import checkpoint_root
 from include.stream.operator import checkpoint_name
 from include.stream.verify import missing_user_ids
@@ -24,6 +24,8 @@ from local_stack.airflow_api import AirflowApi
 from local_stack.cli import start_service, wait_healthy
 from local_stack.services import by_name, cassandra_session
 from local_stack.stream_harness import produce_users
+from ops.pipeline_status import kafka_end_offsets
+from tests.integration.alert_support import wait_for_alert
 
 DAG_ID = names.STREAM_DAG_ID
 STREAM_TASK_ID = "run_stream_job"
@@ -34,19 +36,6 @@ def asset_id(api: AirflowApi, uri: str) -> int:
     (asset,) = [a for a in api.call("GET", "/assets", params={"limit": 100})["assets"]
                 if a["uri"] == uri]
     return asset["id"]
-
-
-def alerts_for(stack, run_id: str) -> list[dict]:
-    entries = requests.get(f"{stack.settings.alerts_url}/alerts", timeout=10).json()
-    return [e["alert"] for e in entries if e["alert"].get("run_id") == run_id]
-
-
-def wait_for_alert(stack, run_id: str, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while not (found := alerts_for(stack, run_id)):
-        assert time.monotonic() < deadline, f"no alert for run {run_id} within {timeout_s}s"
-        time.sleep(1)
-    return found[-1]
 
 
 def not_landed(stack, keyspace: str, user_ids) -> list[str]:
@@ -213,3 +202,36 @@ def test_a_killed_spark_job_fails_the_task_and_a_clear_completes_it(stack, scrat
     finally:
         api.set_paused(DAG_ID, True)
     assert not_landed(stack, keyspace, users) == []
+
+
+def test_a_run_cut_short_under_a_backlog_fails_as_incomplete_though_sampled_keys_landed(
+        stack, scratch):
+    """max_run_s ends the job after its first micro-batch or two (50,000 messages each, about
+    10 s), short of 200,000: the relay-reported end offsets are not reached, and the check says
+    by how much."""
+    topic, keyspace = scratch
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG_ID)
+    users = list(produce_users(stack.settings, topic, 200_000, seed=int(time.time()) + 3))
+    last = {p: end - 1 for p, end in
+            kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
+                              topic).items()}
+    sampled = users[:10]  # the first messages of each partition: in the first micro-batch
+    api.set_paused(DAG_ID, False)
+    try:
+        api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
+        run = api.trigger(DAG_ID, conf={"topic": topic, "keyspace": keyspace, "max_run_s": 30,
+                                        "verify_user_ids": sampled,
+                                        "expected_last_offsets": {str(p): o
+                                                                  for p, o in last.items()}})
+        (finished,) = api.wait_for_runs(DAG_ID, {run["dag_run_id"]}, RUN_TIMEOUT_S)
+    finally:
+        api.set_paused(DAG_ID, True)
+    assert finished["state"] == "failed"
+    alert = wait_for_alert(stack, run["dag_run_id"], "stream_incomplete")
+    committed = committed_offsets(checkpoint_root() / checkpoint_name(topic, keyspace), topic)
+    short = sum(o + 1 - committed.get(p, 0) for p, o in last.items())
+    assert 0 < short < 200_000, committed
+    assert alert["counts"]["messages_short"] == short
+    assert f"{short:,} message(s) short of the end offsets the relay reported" in alert["detail"]
+    assert not_landed(stack, keyspace, sampled) == []

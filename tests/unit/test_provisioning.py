@@ -1,4 +1,5 @@
-"""The topic's partitions and replication come from one setting each, checked when read."""
+"""The topic's partitions, replication and retention come from one setting each, checked when
+read."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from include.provisioning import TopicSpec
 
 
 def test_topic_spec_defaults_and_settings():
-    assert TopicSpec.from_env(environ={}) == TopicSpec(names.USERS_TOPIC, 3, 1)
+    assert TopicSpec.from_env(environ={}) == TopicSpec(names.USERS_TOPIC, 3, 1, 168)
     spec = TopicSpec.from_env("t", {"USERSTREAM_TOPIC_PARTITIONS": "6",
-                                    "USERSTREAM_TOPIC_REPLICATION_FACTOR": "3"})
-    assert spec == TopicSpec("t", 6, 3)
+                                    "USERSTREAM_TOPIC_REPLICATION_FACTOR": "3",
+                                    "USERSTREAM_TOPIC_RETENTION_HOURS": "48"})
+    assert spec == TopicSpec("t", 6, 3, 48)
+    assert spec.configs() == {"retention.ms": str(48 * 3_600_000)}
+    assert TopicSpec("scratch").configs() == {}
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "three", "2.5"])

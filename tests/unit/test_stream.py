@@ -1,5 +1,5 @@
 """Pure parts of the stream hop: the table's columns derive from the .avsc (and the CQL matches),
-the job's arguments, the keys the sensor verifies, and the alert's body."""
+the job's arguments, the keys and offsets the landing check verifies."""
 
 from __future__ import annotations
 
@@ -15,9 +15,15 @@ import pytest
 from include import cql
 from include.assets import USERS_TOPIC
 from include.schema_registry import USER_CREATED_SCHEMA
-from include.stream.alerts import alert_payload
+from include.stream.checkpoint import shortfall
 from include.stream.job import STREAM_JOB, SparkRuntime, StreamJobConfig, report_path
-from include.stream.verify import CASSANDRA_UNREACHABLE, sampled_user_ids
+from include.stream.verify import (
+    expected_last_offsets,
+    sampled_events,
+    sampled_user_ids,
+    stale_user_ids,
+    uncounted_messages,
+)
 
 
 def _load_job_module():
@@ -123,16 +129,53 @@ def test_sensor_keys_come_from_params_then_asset_events_then_the_report():
     assert sampled_user_ids(_context()) == []
 
 
-def test_alert_names_the_run_the_problem_and_the_missing_keys():
-    ti = SimpleNamespace(dag_id="d", run_id="r1", task_id="verify_landed", try_number=1,
-                         log_url="http://airflow/log")
-    task = SimpleNamespace(problem=CASSANDRA_UNREACHABLE, missing=["u1", "u2"],
-                           checked=["u1", "u2"], problem_detail="Cassandra at x is unreachable")
-    alert = alert_payload({"ti": ti, "task": task, "exception": TimeoutError("timed out")})
-    assert alert["problem"] == CASSANDRA_UNREACHABLE
-    assert alert["missing_user_ids"] == ["u1", "u2"] and alert["missing_count"] == 2
-    assert (alert["dag_id"], alert["run_id"], alert["task_id"]) == ("d", "r1", "verify_landed")
-    assert alert["log_url"] == "http://airflow/log"
-    assert alert["error"] == "TimeoutError: timed out"
-    plain = alert_payload({"ti": ti, "task": SimpleNamespace(), "exception": RuntimeError("x")})
-    assert plain["problem"] == "task_failed" and plain["detail"] == "x"
+def test_sampled_events_keep_the_newest_event_per_user_across_relay_runs():
+    first = SimpleNamespace(extra={"sample_events": [["a", 5], ["b", 7]]})
+    second = SimpleNamespace(extra={"sample_events": [["a", 9]]})
+    legacy = SimpleNamespace(extra={"sample_user_ids": ["c"]})
+    events = {USERS_TOPIC: [first, second, legacy]}
+    assert sampled_events(_context(triggering_asset_events=events)) == {
+        "a": 9, "b": 7, "c": None}
+    assert sampled_events(_context(params={"verify_user_ids": ["x"]},
+                                   triggering_asset_events=events)) == {"x": None}
+    scratch = SimpleNamespace(extra={"topic": "scratch", "sample_events": [["s", 1]]})
+    mixed = {USERS_TOPIC: [first, scratch]}
+    assert sampled_events(_context(triggering_asset_events=mixed)) == {"a": 5, "b": 7}
+    assert sampled_events(_context(params={"topic": "scratch"},
+                                   triggering_asset_events=mixed)) == {"s": 1}
+
+
+def test_expected_offsets_are_the_highest_each_partition_reached_on_this_topic():
+    runs = [SimpleNamespace(extra={"topic": "users_created",
+                                   "partition_last_offsets": {"0": 10, "1": 4}}),
+            SimpleNamespace(extra={"topic": "users_created",
+                                   "partition_last_offsets": {"0": 7, "2": 3}}),
+            SimpleNamespace(extra={"topic": "other", "partition_last_offsets": {"0": 99}})]
+    context = _context(triggering_asset_events={USERS_TOPIC: runs})
+    assert expected_last_offsets(context, "users_created") == {0: 10, 1: 4, 2: 3}
+    assert expected_last_offsets(context, "other") == {0: 99}
+    explicit = _context(params={"expected_last_offsets": {"1": 5}},
+                        triggering_asset_events={USERS_TOPIC: runs})
+    assert expected_last_offsets(explicit, "users_created") == {1: 5}
+    assert expected_last_offsets(_context(), "users_created") == {}
+
+
+def test_shortfall_compares_last_offsets_with_next_offsets_to_read():
+    # The relay reports the last offset written; the checkpoint holds the next one to read.
+    assert shortfall({0: 10, 1: 4}, {0: 11, 1: 5}) == {}
+    assert shortfall({0: 10, 1: 4}, {0: 6, 1: 5}) == {0: 5}
+    assert shortfall({0: 10, 2: 0}, {0: 11}) == {2: 1}  # a partition never consumed
+
+
+def test_every_consumed_message_must_be_accounted_for():
+    balanced = {"messages": 10, "rows_written": 6, "dead_letters": 1, "superseded": 3}
+    assert uncounted_messages(balanced) == 0
+    assert uncounted_messages({**balanced, "rows_written": 4}) == 2
+    assert uncounted_messages({**balanced, "dead_letters": 2}) == -1
+
+
+def test_a_row_older_than_the_sampled_event_is_stale():
+    expected = {"a": 9, "b": 7, "c": None, "d": 3}
+    landed = {"a": 9, "b": 6, "c": 1}  # d is missing, which is another problem
+    assert stale_user_ids(expected, landed) == ["b"]
+

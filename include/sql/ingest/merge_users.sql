@@ -30,8 +30,8 @@ WITH merged AS (
     RETURNING u.user_id, (xmax = 0) AS inserted
 ),
 events AS (
-    INSERT INTO staging.user_events (user_id, content_hash, payload)
-    SELECT i.user_id, i.content_hash, i.payload::json
+    INSERT INTO staging.user_events (user_id, content_hash, payload, window_start)
+    SELECT i.user_id, i.content_hash, i.payload::json, %(window_start)s
     FROM merged m JOIN incoming_users i USING (user_id)
     RETURNING id
 )
