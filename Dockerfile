@@ -28,5 +28,7 @@ COPY --chown=airflow:root include include
 COPY --chown=airflow:root spark spark
 COPY --chown=airflow:root airflow_home airflow_home
 COPY --chown=airflow:root plugins plugins
+# The pipeline page the plugin serves, and `make status`'s probes it shares.
+COPY --chown=airflow:root ops ops
 # Every task and DAG parse is a fresh Python process: give it the project's bytecode up front.
-RUN python -m compileall -q include airflow_home/dags plugins spark
+RUN python -m compileall -q include airflow_home/dags plugins ops spark

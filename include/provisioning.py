@@ -29,6 +29,7 @@ SUBJECT_COMPATIBILITY = "BACKWARD"
 TOPIC_PARTITIONS_SETTING = "USERSTREAM_TOPIC_PARTITIONS"
 TOPIC_REPLICATION_SETTING = "USERSTREAM_TOPIC_REPLICATION_FACTOR"
 TOPIC_RETENTION_SETTING = "USERSTREAM_TOPIC_RETENTION_HOURS"
+ALERTS_WEBHOOK_SETTING = f"AIRFLOW_CONN_{names.ALERTS_WEBHOOK_CONN_ID.upper()}"
 
 
 class MissingTopicError(RuntimeError):
@@ -261,6 +262,9 @@ def provision_with_connections() -> Provisioned:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     log.info("userstream provisioned: %s", provision_with_connections().describe())
+    if not os.environ.get(ALERTS_WEBHOOK_SETTING):
+        log.warning("%s is not set: alerts go nowhere but the task logs. Set it to a webhook "
+                    "(see .env.example)", ALERTS_WEBHOOK_SETTING)
     return 0
 
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -13,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from include import names
+from include.provisioning import ALERTS_WEBHOOK_SETTING
 from include.stream.job import CHECKPOINT_NAME
 from local_stack import bootstrap, first_run, installer, processes, services
 from local_stack.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
@@ -173,6 +175,10 @@ def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
     if new_secrets:
         _say(f"  password (shown once): {ctx.secret['AIRFLOW_ADMIN_PASSWORD']}")
     _say(f"  credentials: {s.secrets_file}")
+    if webhook := ctx.env.get(ALERTS_WEBHOOK_SETTING):
+        _say(f"  alerts: {json.loads(webhook).get('host')}")
+    else:
+        _say(f"  alerts go nowhere: {ALERTS_WEBHOOK_SETTING} is not set (see .env.example)")
     _say(f"  client environment: set -a; . {s.env_file}; set +a")
 
 

@@ -132,14 +132,15 @@ def count_rows(session: Any, table: str, key_column: str,
 
 def gather(pg_connect: Callable[[], Any], cassandra_session: Callable[[], tuple[Any, Any]],
            kafka_config: dict[str, Any], checkpoint: Path,
-           last_runs: Callable[[], dict[str, Any]]) -> PipelineStatus:
+           last_runs: Callable[[], dict[str, Any]],
+           count_budget_s: float = COUNT_BUDGET_S) -> PipelineStatus:
     status = PipelineStatus()
     counts = probe(lambda: _postgres_counts(pg_connect))
     staged, outbox = counts.value if counts.error is None else (None, None)
     status.staged_users, status.outbox = Probe(staged, counts.error), Probe(outbox, counts.error)
     status.kafka_end_offsets = probe(lambda: kafka_end_offsets(kafka_config, names.USERS_TOPIC))
     status.committed_offsets = probe(lambda: committed_offsets(checkpoint))
-    status.cassandra_rows = probe(lambda: _cassandra_counts(cassandra_session))
+    status.cassandra_rows = probe(lambda: _cassandra_counts(cassandra_session, count_budget_s))
     status.last_runs = probe(last_runs)
     return status
 
@@ -174,12 +175,14 @@ def kafka_end_offsets(config: dict[str, Any], topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def _cassandra_counts(cassandra_session: Callable[[], tuple[Any, Any]]) -> dict[str, Any]:
+def _cassandra_counts(cassandra_session: Callable[[], tuple[Any, Any]],
+                      budget_s: float = COUNT_BUDGET_S) -> dict[str, Any]:
     cluster, session = cassandra_session()
     try:
-        users, exact = count_rows(session, f"{names.CASSANDRA_KEYSPACE}.users", "user_id")
+        users, exact = count_rows(session, f"{names.CASSANDRA_KEYSPACE}.users", "user_id",
+                                  budget_s)
         dead, dead_exact = count_rows(session, f"{names.CASSANDRA_KEYSPACE}.users_dead_letter",
-                                      "kafka_offset")
+                                      "kafka_offset", budget_s)
         return {"users": users, "dead_letters": dead, "exact": exact and dead_exact}
     finally:
         cluster.shutdown()

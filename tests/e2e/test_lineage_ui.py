@@ -5,13 +5,9 @@ A screenshot of the graph is saved under the state folder for a human to look at
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as shown
 from selenium.webdriver.support.wait import WebDriverWait
@@ -19,34 +15,13 @@ from selenium.webdriver.support.wait import WebDriverWait
 from include import names
 from include.assets import CASSANDRA_USERS, STAGED_USER_EVENTS, USERS_TOPIC
 from local_stack.airflow_api import AirflowApi
-from local_stack.services import AIRFLOW_ADMIN_USER
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
 UI_TIMEOUT_S = 60
 
 
-@pytest.fixture
-def browser():
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
-    if missing:  # a missing browser fails the test, like a missing service: never a skip
-        pytest.fail(f"{' and '.join(missing)} not installed "
-                    "(apt-get install chromium chromium-driver)")
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--window-size=1600,1000"):
-        options.add_argument(argument)
-    # The explicit driver path keeps Selenium from looking for (downloading) a driver of its own.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def test_assets_graph_in_the_ui_shows_the_three_hops_and_their_assets(stack, browser):
+def test_assets_graph_in_the_ui_shows_the_three_hops_and_their_assets(stack, signed_in_browser):
+    browser = signed_in_browser
 
     api = AirflowApi(stack)
     for dag_id in (INGEST, RELAY, STREAM):
@@ -54,16 +29,7 @@ def test_assets_graph_in_the_ui_shows_the_three_hops_and_their_assets(stack, bro
     # The React UI re-renders lists as data arrives, so a found element can go stale; retry.
     wait = WebDriverWait(browser, UI_TIMEOUT_S,
                          ignored_exceptions=[StaleElementReferenceException])
-
     browser.get(stack.settings.airflow_url)
-    # The first page redirects to the login form; a look-up during that navigation fails with
-    # "aborted by navigation", so the login wait also ignores WebDriverException.
-    WebDriverWait(browser, UI_TIMEOUT_S, ignored_exceptions=[WebDriverException]).until(
-        shown.visibility_of_element_located((By.NAME, "username")))
-    browser.find_element(By.NAME, "username").send_keys(AIRFLOW_ADMIN_USER)
-    browser.find_element(By.NAME, "password").send_keys(stack.secret["AIRFLOW_ADMIN_PASSWORD"])
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait.until(lambda b: "/auth/login" not in b.current_url)
 
     _click(wait, (By.CSS_SELECTOR, "a[href$='/assets']"))
     _click(wait, (By.LINK_TEXT, STAGED_USER_EVENTS.name))
