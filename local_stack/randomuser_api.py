@@ -5,11 +5,12 @@ postcodes, coordinates as strings, null `id.value` for IR/NZ/TR/UA, letters in p
 non-ASCII names), deterministic in (seed, page, results, nat). Honours `results` (1..5000; anything
 else silently becomes 1, as the real API does), `seed`, `page`, `nat`, `inc`/`exc`, `noinfo`.
 
-Faults for tests: `POST /__faults {"mode": M, "count": N, "retry_after": S, "records": K}` makes the
-next N API requests fail with M: `rate_limit` (429 + Retry-After), `server_error` (bare 500),
-`html` (502 HTML page), `malformed` (200 with truncated JSON), `empty` (200 with no results while
-info.results is 1), `short` (200 with one user fewer than asked: the real API's answer to a
-`results` it does not take), `bad_records` (200 with the first K records corrupted).
+Faults for tests: `POST /__faults {"mode": M, "count": N, "retry_after": S, "records": K,
+"seed": X}` makes the next N API requests (only those with seed X, when given) fail with M:
+`rate_limit` (429 + Retry-After), `server_error` (bare 500), `html` (502 HTML page), `malformed`
+(200 with truncated JSON), `empty` (200 with no results while info.results is 1), `short` (200
+with one user fewer than asked: the real API's answer to a `results` it does not take),
+`bad_records` (200 with the first K records corrupted).
 `DELETE /__faults` clears them. Run: `python -m local_stack.randomuser_api --port 8000`.
 """
 
@@ -312,6 +313,7 @@ class FaultPlan:
         self.remaining = 0
         self.retry_after = 1
         self.records = 1
+        self.seed: str | None = None
         self.served = 0
 
     def set(self, spec: dict[str, Any]) -> None:
@@ -320,11 +322,12 @@ class FaultPlan:
             self.remaining = int(spec.get("count", 1))
             self.retry_after = int(spec.get("retry_after", 1))
             self.records = int(spec.get("records", 1))
+            self.seed = spec.get("seed")
 
-    def take(self) -> str | None:
+    def take(self, seed: str | None = None) -> str | None:
         with self._lock:
             self.served += 1
-            if self.mode and self.remaining > 0:
+            if self.mode and self.remaining > 0 and self.seed in (None, seed):
                 self.remaining -= 1
                 return self.mode
             return None
@@ -375,7 +378,7 @@ class Handler(BaseHTTPRequestHandler):
             values = query.get(name)
             return values[0] if values else None
 
-        fault = self.faults.take()
+        fault = self.faults.take(arg("seed"))
         if fault == "rate_limit":
             return self._json(429, {"error": "Whoa, ease up there cowboy..."},
                               {"Retry-After": str(self.faults.retry_after)})

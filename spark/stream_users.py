@@ -458,18 +458,20 @@ def should_stop(now: float, last_active: float, started: float, idle_s: float,
 def _run_until_idle(query, report: StreamReport, idle_s: float, max_run_s: float,
                     started: float) -> None:
     """Waits on a processing-time query and stops it once idle or out of time. Idle, it stops
-    between micro-batches. Out of time, it stops at once even in a batch: under a backlog the
-    batches follow each other without a gap, so waiting for one would not bound the run. A
-    batch cut short is not committed, and is read again from the checkpoint next time (its rows
-    are upserts with the same write timestamps)."""
+    between micro-batches. Out of time, it stops at once even in a batch (under a backlog the
+    batches follow each other without a gap, so waiting for one would not bound the run), but
+    not before the run's first batch is done: a run stopped then would only have spent its
+    start-up. A batch cut short is not committed, and is read again from the checkpoint next
+    time (its rows are upserts with the same write timestamps)."""
     last_active, batches_seen = time.time(), report.batches
     while not query.awaitTermination(1):  # raises the query's error, if it failed
         now = time.time()
         if report.batches != batches_seen:
             batches_seen, last_active = report.batches, now
         reason = should_stop(now, last_active, started, idle_s, max_run_s)
-        out_of_time = bool(max_run_s) and now - started >= max_run_s
-        if reason and (out_of_time or not query.status["isTriggerActive"]):
+        active = query.status["isTriggerActive"]
+        out_of_time = bool(max_run_s) and now - started >= max_run_s and report.batches > 0
+        if reason and (out_of_time or not active):
             log.warning("stopping the query: %s (%d batches, %d messages)", reason,
                         report.batches, report.messages)
             query.stop()

@@ -15,6 +15,7 @@ import pytest
 
 from include import names
 from include.alerts import EVENTS_FAILED_ENCODING, NEW_DEAD_LETTERS, TASK_FAILED
+from include.ingest.window import IngestWindow
 from include.provisioning import TopicSpec, ensure_topic
 from local_stack.airflow_api import AirflowApi
 from local_stack.randomuser_api import set_faults
@@ -40,8 +41,10 @@ def _run_once(api: AirflowApi, dag_id: str, **trigger) -> tuple[str, dict]:
 def test_an_ingest_window_that_finally_fails_alerts_with_its_error(stack):
     api = AirflowApi(stack)
     logical_date = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(minutes=random.randrange(300_000))
-    # Every try gets one user fewer than it asked for: a wrong answer no retry fixes.
-    set_faults(stack.settings.randomuser_url, mode="short", count=1000)
+    # Every try gets one user fewer than it asked for: a wrong answer no retry fixes. Only this
+    # window's requests (its seed) get it, not a scheduled run's.
+    seed = IngestWindow(names.INGEST_DAG_ID, logical_date, logical_date + timedelta(minutes=1)).seed
+    set_faults(stack.settings.randomuser_url, mode="short", count=1000, seed=seed)
     try:
         run_id, finished = _run_once(api, names.INGEST_DAG_ID, logical_date=logical_date,
                                      conf={"users": 10})

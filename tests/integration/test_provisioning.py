@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from airflow.exceptions import AirflowFailException
 from confluent_kafka.admin import AdminClient
 
 from include.provisioning import (
@@ -73,9 +74,11 @@ def test_topic_keyspace_and_subject_are_created_once(stack):
         SUBJECT_COMPATIBILITY
 
 
-def test_the_relay_fails_on_a_missing_topic_and_names_it(stack):
+def test_the_relay_fails_on_a_missing_topic_at_once_and_names_it(stack):
     missing = f"deleted-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(MissingTopicError, match=f"'{missing}' does not exist"):
+    # AirflowFailException: no retry would create the topic.
+    with pytest.raises(AirflowFailException, match=f"'{missing}' does not exist") as failure:
         run_relay(topic=missing)
+    assert isinstance(failure.value.__cause__, MissingTopicError)
     admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap})
     assert missing not in admin.list_topics(timeout=10).topics

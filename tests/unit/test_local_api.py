@@ -5,6 +5,7 @@ from __future__ import annotations
 from include.randomuser.normalize import InvalidUser, normalize_user
 from local_stack.randomuser_api import (
     NATIONALITIES,
+    FaultPlan,
     corrupt,
     generate,
     parse_nat,
@@ -61,3 +62,10 @@ def test_inc_exc_and_corruption():
     assert failures == 5
     for user in users[5:]:
         normalize_user(user)
+
+
+def test_a_fault_for_one_seed_spares_the_others():
+    plan = FaultPlan()
+    plan.set({"mode": "short", "count": 2, "seed": "a"})
+    assert [plan.take("b"), plan.take("a"), plan.take(None), plan.take("a"), plan.take("a")] == [
+        None, "short", None, "short", None]
