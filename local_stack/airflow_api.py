@@ -110,7 +110,9 @@ class AirflowApi:
     def wait_for_runs(self, dag_id: str, run_ids: set[str], timeout_s: float = 300) -> list[dict]:
         deadline = time.monotonic() + timeout_s
         while True:
-            runs = [r for r in self.runs(dag_id) if r["dag_run_id"] in run_ids]
+            # Each by its id: a listing pages, and a DAG that ran for a while has many runs.
+            runs = [as_dict(self.dag_runs.get_dag_run(dag_id, run_id))
+                    for run_id in sorted(run_ids)]
             if len(runs) == len(run_ids) and all(r["state"] in {"success", "failed"}
                                                  for r in runs):
                 return runs

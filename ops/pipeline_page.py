@@ -142,23 +142,27 @@ def _probe(part: dict[str, Any], body) -> str:
 
 
 def chart(series: dict[str, list[int] | None], width: int = 720, height: int = 180) -> str:
-    """An inline SVG line chart of users per minute by hop, and the lag, over the last hour."""
+    """An inline SVG line chart of users per minute by hop, and the lag, over the last hour, with
+    its legend below."""
     colours = {"staged": "#1f77b4", "published": "#ff7f0e", "landed": "#2ca02c",
                "lag": "#d62728"}
     drawn = {k: v for k, v in series.items() if v}
     top = max([1] + [max(v) for v in drawn.values()])
     lines, legend = [], []
-    for i, (name, values) in enumerate(drawn.items()):
+    for name, values in drawn.items():
         step = width / max(len(values) - 1, 1)
         points = " ".join(f"{x * step:.1f},{height - v / top * (height - 10):.1f}"
                           for x, v in enumerate(values))
-        lines.append(f'<polyline fill="none" stroke="{colours.get(name, "#333")}" '
-                     f'stroke-width="2" points="{points}"><title>{_e(name)}</title></polyline>')
-        legend.append(f'<text x="{10 + i * 140}" y="14" fill="{colours.get(name, "#333")}">'
-                      f'{_e(name)} (max {_n(max(values))})</text>')
-    return (f'<svg id="throughput-chart" width="{width}" height="{height + 20}" '
-            f'viewBox="0 -20 {width} {height + 20}" role="img" aria-label="users per minute '
-            f'and lag, last hour">{"".join(legend)}{"".join(lines)}</svg>')
+        colour = colours.get(name, "#333")
+        lines.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" '
+                     f'points="{points}"><title>{_e(name)}</title></polyline>')
+        legend.append(f'<span style="color:{colour};margin-right:1.5em">{_e(name)} '
+                      f'(max {_n(max(values))})</span>')
+    return (f'<svg id="throughput-chart" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" role="img" aria-label="users per minute and lag, '
+            f'last hour" style="border-bottom:1px solid #999">{"".join(lines)}</svg>'
+            f'<p>{"".join(legend)} <span style="color:#666">per minute, oldest left; the lag is '
+            f'messages published and not yet landed</span></p>')
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], table_id: str) -> str:

@@ -33,11 +33,18 @@ def per_minute(events: Iterable[tuple[str, datetime, dict[str, Any]]], now: date
     start = now - timedelta(minutes=minutes)
     series = {hop: [0] * minutes for hop, _ in HOP_COUNTS.values()}
     for name, timestamp, extra in events:
-        if name not in HOP_COUNTS or not start <= timestamp < now:
+        if name not in HOP_COUNTS or not start <= timestamp < now or not _pipelines(extra):
             continue
         hop, count = HOP_COUNTS[name]
         series[hop][int((timestamp - start).total_seconds() // 60)] += int(count(extra or {}))
     return series
+
+
+def _pipelines(extra: dict[str, Any] | None) -> bool:
+    """False for an event about a scratch topic or keyspace (a test's or a replay's elsewhere)."""
+    extra = extra or {}
+    return (extra.get("topic", names.USERS_TOPIC) == names.USERS_TOPIC
+            and extra.get("keyspace", names.CASSANDRA_KEYSPACE) == names.CASSANDRA_KEYSPACE)
 
 
 def lag_history(series: dict[str, list[int]], current_lag: int | None) -> list[int] | None:

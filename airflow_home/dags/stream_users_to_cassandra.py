@@ -79,8 +79,10 @@ def stream_users_to_cassandra():
     )
 
     @task(outlets=[CASSANDRA_USERS])
-    def record_landed(report: dict, outlet_events=None):
+    def record_landed(report: dict, params=None, outlet_events=None):
         outlet_events[CASSANDRA_USERS].extra = {
+            "topic": params["topic"],
+            "keyspace": params["keyspace"],
             "rows_written": report["rows_written"],
             "dead_letters": report["dead_letters"],
             "messages": report["messages"],

@@ -40,18 +40,24 @@ def _run_once(api: AirflowApi, dag_id: str, **trigger) -> tuple[str, dict]:
 
 def test_an_ingest_window_that_finally_fails_alerts_with_its_error(stack):
     api = AirflowApi(stack)
+    api.wait_for_dag(names.INGEST_DAG_ID)
     logical_date = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(minutes=random.randrange(300_000))
-    # Every try gets one user fewer than it asked for: a wrong answer no retry fixes. Only this
-    # window's requests (its seed) get it, not a scheduled run's.
-    seed = IngestWindow(names.INGEST_DAG_ID, logical_date, logical_date + timedelta(minutes=1)).seed
-    set_faults(stack.settings.randomuser_url, mode="short", count=1000, seed=seed)
+    # Created while the DAG is paused, the run waits: its window (and so its seed) is known
+    # before its task starts.
+    run = api.trigger(names.INGEST_DAG_ID, logical_date=logical_date, conf={"users": 10})
+    window = IngestWindow(names.INGEST_DAG_ID, datetime.fromisoformat(run["data_interval_start"]),
+                          datetime.fromisoformat(run["data_interval_end"]))
+    # Every try of this window gets one user fewer than it asked for: a wrong answer no retry
+    # fixes. Scheduled runs meanwhile (other seeds) are served as usual.
+    set_faults(stack.settings.randomuser_url, mode="short", count=1000, seed=window.seed)
+    api.set_paused(names.INGEST_DAG_ID, False)
     try:
-        run_id, finished = _run_once(api, names.INGEST_DAG_ID, logical_date=logical_date,
-                                     conf={"users": 10})
+        (finished,) = api.wait_for_runs(names.INGEST_DAG_ID, {run["dag_run_id"]}, RUN_TIMEOUT_S)
     finally:
+        api.set_paused(names.INGEST_DAG_ID, True)
         set_faults(stack.settings.randomuser_url)
     assert finished["state"] == "failed"
-    alert = wait_for_alert(stack, run_id, TASK_FAILED)
+    alert = wait_for_alert(stack, run["dag_run_id"], TASK_FAILED)
     assert (alert["hop"], alert["dag_id"], alert["task_id"]) == (
         "ingest", names.INGEST_DAG_ID, "ingest_window")
     assert "asked for 10 users, got 9" in alert["error"]

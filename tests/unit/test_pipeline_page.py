@@ -20,6 +20,11 @@ def test_per_minute_buckets_each_hops_users_and_ignores_the_rest():
          {"rows_written": 470, "dead_letters": 2}),
         ("userstream.cassandra_users", NOW - timedelta(minutes=61), {"rows_written": 9}),
         ("userstream.pruned_staging", NOW - timedelta(seconds=5), {"events_deleted": 7}),
+        # A test's scratch topic and keyspace are not the pipeline's.
+        ("userstream.users_created_topic", NOW - timedelta(seconds=9),
+         {"topic": "scratch", "events_sent": 5}),
+        ("userstream.cassandra_users", NOW - timedelta(seconds=9),
+         {"topic": "users_created", "keyspace": "scratch", "rows_written": 5}),
     ]
     series = per_minute(events, NOW, minutes=60)
     assert series["staged"][-2] == 500 and sum(series["staged"]) == 500
