@@ -30,6 +30,7 @@ def _local_mode(command: str, env: dict[str, str], timeout_s: int) -> subprocess
 
 def test_up_on_a_clean_state_ends_with_users_in_cassandra():
     state = Path(tempfile.mkdtemp(prefix="userstream-first-up-"))
+    state.chmod(0o755)  # as `make up` creates it: PostgreSQL runs as its own user
     # Nothing of the suite's stack: its settings and connections are in this process's env.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "USERSTREAM"))}
     env |= {"USERSTREAM_STATE_DIR": str(state), "USERSTREAM_HOST": HOST,
