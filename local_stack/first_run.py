@@ -27,12 +27,12 @@ class Landing:
     seconds: float
 
 
-def real_api_problem(timeout_s: float = 8.0) -> str | None:
+def real_api_problem(url: str = REAL_API_PROBE, timeout_s: float = 8.0) -> str | None:
     """Why the real randomuser API cannot serve ingest from here, or None when it answers."""
     import requests
 
     try:
-        response = requests.get(REAL_API_PROBE, timeout=timeout_s)
+        response = requests.get(url, timeout=timeout_s)
     except requests.RequestException as exc:
         return f"{type(exc).__name__}: {str(exc)[:200]}"
     if response.status_code != 200:
@@ -92,14 +92,15 @@ def wait_for_landing(ctx: Context, timeout_s: float, say: Callable[[str], None],
         time.sleep(poll_s)
 
 
-def run_pipeline(ctx: Context, say: Callable[[str], None]) -> bool:
+def run_pipeline(ctx: Context, say: Callable[[str], None],
+                 api_probe: str = REAL_API_PROBE) -> bool:
     """Unpauses the DAGs and waits for the first users; False when none landed in time."""
     settings = ctx.settings
     if settings.start_paused:
         say("  the pipeline's DAGs are left as they are (USERSTREAM_START_PAUSED=true): "
             "unpause them in the Airflow UI to run it")
         return True
-    if settings.source == "api" and (problem := real_api_problem()):
+    if settings.source == "api" and (problem := real_api_problem(api_probe)):
         say(f"\n  The randomuser API (https://randomuser.me) cannot be reached from this "
             f"machine: {problem}.\n  The DAGs stay paused, so ingest does not fail every "
             f"minute. To run the pipeline on the bundled randomuser-compatible API instead:\n"

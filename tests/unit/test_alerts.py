@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from include import names
 from include.alerts import (
     EVENTS_FAILED_ENCODING,
     TASK_FAILED,
+    AlertNotDelivered,
     failure_alert,
     hop_of,
+    post_alert,
     run_alert,
 )
 from include.relay.outbox import RelayStats
@@ -60,3 +64,14 @@ def test_the_relay_skips_only_when_nothing_was_sent_and_says_why():
     assert "no unpublished event" in skip_reason(RelayStats())
     assert "none of the 4 claimed event(s) could be sent" in skip_reason(
         RelayStats(failed_encoding=4))
+
+
+def test_an_undeliverable_alert_raises_and_a_missing_webhook_only_logs(monkeypatch):
+    # A real refused connection (a closed port on this machine), not a mock.
+    monkeypatch.setenv("AIRFLOW_CONN_ALERTS_CLOSED",
+                       '{"conn_type": "http", "host": "http://127.0.0.1:9/alerts"}')
+    alert = {"hop": "relay", "problem": "events_failed_encoding"}
+    with pytest.raises(AlertNotDelivered, match="NOT DELIVERED to connection .alerts_closed."):
+        post_alert(alert, "alerts_closed", attempts=2, pause_s=0)
+    monkeypatch.delenv("AIRFLOW_CONN_ALERTS_NOWHERE", raising=False)
+    assert post_alert(alert, "alerts_nowhere", attempts=1) is False
