@@ -71,7 +71,7 @@ def test_an_undeliverable_alert_raises_and_a_missing_webhook_only_logs(monkeypat
     monkeypatch.setenv("AIRFLOW_CONN_ALERTS_CLOSED",
                        '{"conn_type": "http", "host": "http://127.0.0.1:9/alerts"}')
     alert = {"hop": "relay", "problem": "events_failed_encoding"}
-    with pytest.raises(AlertNotDelivered, match="NOT DELIVERED to connection .alerts_closed."):
+    with pytest.raises(AlertNotDelivered, match="NOT DELIVERED to connection 'alerts_closed'"):
         post_alert(alert, "alerts_closed", attempts=2, pause_s=0)
     monkeypatch.delenv("AIRFLOW_CONN_ALERTS_NOWHERE", raising=False)
     assert post_alert(alert, "alerts_nowhere", attempts=1) is False
