@@ -115,5 +115,5 @@ def run_pipeline(ctx: Context, say: Callable[[str], None],
         return False
     count = f"{landing.users:,}" if landing.exact else f"at least {landing.users:,}"
     say(f"\n  {count} users have landed in Cassandra ({names.CASSANDRA_KEYSPACE}.users), "
-        f"for example:\n    {json.dumps(landing.sample)}")
+        f"for example:\n    {json.dumps(landing.sample, ensure_ascii=False)}")
     return True
