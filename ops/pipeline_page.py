@@ -97,12 +97,12 @@ def collect() -> dict[str, Any]:
     from ops.pipeline_status import gather
     from ops.pipeline_view import page_data
 
-    now = datetime.now(UTC)
+    now, kafka = datetime.now(UTC), kafka_config()
     status = gather(pg_connect=_pg_connect, cassandra_session=_cassandra_session,
-                    kafka_config=kafka_config(), checkpoint=checkpoint_root() / CHECKPOINT_NAME,
+                    kafka_config=kafka, checkpoint=checkpoint_root() / CHECKPOINT_NAME,
                     last_runs=_last_runs, count_budget_s=COUNT_BUDGET_S)
     return page_data(status, lambda: _asset_events(now - timedelta(hours=1)), _pg_connect,
-                     _cassandra_session, kafka_config(), registry_url, _webhook_url, now)
+                     _cassandra_session, kafka, registry_url, _webhook_url, now)
 
 
 def create_app() -> Any:

@@ -14,7 +14,7 @@ from airflow.sdk import Param, dag, task
 
 from include import names
 from include.assets import STAGED_USER_EVENTS, USERS_TOPIC
-from include.dag_defaults import RELAY_BATCH_SIZE, hop_default_args, on_asset_with_safety_net
+from include.dag_defaults import hop_default_args, on_asset_with_safety_net
 
 
 @dag(
@@ -37,14 +37,9 @@ from include.dag_defaults import RELAY_BATCH_SIZE, hop_default_args, on_asset_wi
 def relay_user_events():
     @task(outlets=[USERS_TOPIC])
     def relay_outbox(params=None, outlet_events=None, **context):
-        from airflow.exceptions import AirflowSkipException
+        from include.relay.task import relay_task
 
-        from include.relay.task import alert_failed_events, run_relay, skip_reason
-
-        stats = run_relay(RELAY_BATCH_SIZE, params["topic"], params["database"])
-        alert_failed_events(stats, context)
-        if reason := skip_reason(stats):
-            raise AirflowSkipException(reason)
+        stats = relay_task(params, context)
         outlet_events[USERS_TOPIC].extra = stats.as_extra()
         return {"events_sent": stats.sent, "seconds": round(stats.seconds, 2)}
 

@@ -12,7 +12,7 @@ from airflow.sdk import Param, dag, task
 
 from include import names
 from include.assets import USERS_TOPIC
-from include.dag_defaults import RELAY_BATCH_SIZE, hop_default_args
+from include.dag_defaults import hop_default_args
 
 
 @dag(
@@ -49,14 +49,9 @@ def replay_user_events():
 
     @task(outlets=[USERS_TOPIC])
     def relay_replayed(marked: dict, params=None, outlet_events=None, **context):
-        from airflow.exceptions import AirflowSkipException
+        from include.relay.task import relay_task
 
-        from include.relay.task import alert_failed_events, run_relay, skip_reason
-
-        stats = run_relay(RELAY_BATCH_SIZE, params["topic"], params["database"])
-        alert_failed_events(stats, context)
-        if reason := skip_reason(stats):
-            raise AirflowSkipException(reason)
+        stats = relay_task(params, context)
         outlet_events[USERS_TOPIC].extra = {**stats.as_extra(), "replay": marked}
         return {"events_marked": marked["events_marked"], "events_sent": stats.sent}
 

@@ -73,3 +73,16 @@ def skip_reason(stats: RelayStats) -> str | None:
         return (f"none of the {stats.failed_encoding} claimed event(s) could be sent: all were "
                 f"marked failed (see the alert)")
     return "the outbox had no unpublished event"
+
+
+def relay_task(params: dict[str, Any], context: Any,
+               batch_size: int = RELAY_BATCH_SIZE) -> RelayStats:
+    """The body of every relay task (the relay DAG's, the replay's): drain the outbox, alert on
+    events marked failed, and skip (no Kafka asset event) when nothing was sent."""
+    from airflow.exceptions import AirflowSkipException
+
+    stats = run_relay(batch_size, params["topic"], params["database"])
+    alert_failed_events(stats, context)
+    if reason := skip_reason(stats):
+        raise AirflowSkipException(reason)
+    return stats
