@@ -30,11 +30,21 @@ SPARK_JOB = "spark job"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _is_spark_job(pid: int) -> bool:
+def process_label(pid: int, service: str) -> str:
+    """The line a process counts on: the Spark job, an Airflow task process by its DAG (its
+    process title names it), or else its service."""
     try:
-        return b"SparkSubmit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return False
+        return service
+    if b"SparkSubmit" in command:
+        return SPARK_JOB
+    if command.startswith(b"airflow worker"):
+        return "airflow workers"
+    if command.startswith(b"airflow task"):
+        dag_id = next((dag_id for dag_id in names.ALL_DAG_IDS if dag_id.encode() in command), None)
+        return f"tasks {dag_id}" if dag_id else "airflow tasks"
+    return service
 
 
 class LoadSampler:
@@ -46,8 +56,11 @@ class LoadSampler:
         # the benchmark reads them.
         self.leaders = {service.name: tracked.pid for service in active_services(settings)
                         if (tracked := processes.running(settings.run_dir, service.name))}
-        self.first: dict[tuple[int, int], tuple[str, float]] = {}
+        self.first: dict[tuple[int, int], float] = {}
         self.last: dict[tuple[int, int], float] = {}
+        # A process counts on the last label it showed: a task's title names its DAG only once
+        # the task runs, and spark-submit's shell script becomes the driver JVM by exec.
+        self.labels: dict[tuple[int, int], str] = {}
         self.readings = 0
 
     def read(self) -> None:
@@ -59,15 +72,16 @@ class LoadSampler:
                     continue
                 key, cpu = (pid, process.start_ticks), process.cpu_ticks / _TICKS
                 if key not in self.first:
-                    label = SPARK_JOB if _is_spark_job(pid) else service
-                    self.first[key] = (label, cpu if self.readings == 0 else 0.0)
+                    self.first[key] = cpu if self.readings == 0 else 0.0
+                if self.labels.get(key) in (None, service, "airflow tasks"):
+                    self.labels[key] = process_label(pid, service)
                 self.last[key] = cpu
         self.readings += 1
 
     def by_service(self) -> Counter:
         load: Counter = Counter()
-        for key, (label, first_cpu) in self.first.items():
-            load[label] += self.last[key] - first_cpu
+        for key, first_cpu in self.first.items():
+            load[self.labels[key]] += self.last[key] - first_cpu
         return load
 
 
