@@ -28,7 +28,7 @@ from local_stack.services import (
     log_file,
     prepare_airflow,
 )
-from local_stack.settings import Settings, ensure_secrets
+from local_stack.settings import Settings, ensure_secrets, ensure_state_dir
 from ops import pipeline_page, pipeline_status
 
 
@@ -107,7 +107,7 @@ def wait_healthy(services: list[Service], ctx: Context) -> None:
 
 def up(settings: Settings) -> int:
     started_at = time.monotonic()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(settings.state_dir)
     ctx, new_secrets = make_context(settings)
     installer.ensure_all(settings)
     ctx, _ = make_context(settings)  # the Spark jar list is known only after the install

@@ -60,6 +60,7 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
             "http", host=f"{settings.alerts_url}/alerts",
         ),
         "USERSTREAM_SPARK_SUBMIT": spark_submit,
+        "USERSTREAM_SPARK_DRIVER_HOST": settings.host,
         "USERSTREAM_SPARK_PYTHON": str(settings.spark_python),
         "USERSTREAM_SPARK_JARS": ",".join(str(p) for p in settings.spark_jars),
         "USERSTREAM_REGISTRY_URL": settings.registry_url,
@@ -99,6 +100,9 @@ def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, st
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_state / "logs"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # Its default host is every address; the api-server reads task logs from the files, so
+        # the log servers (which bind every address, whatever the settings) are not started.
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": settings.host,
         "PYTHONPATH": str(PROJECT_ROOT),
     }
 

@@ -8,11 +8,12 @@ process group, gracefully first, then forcefully.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,3 +203,45 @@ def tail(path: Path, lines: int = 30) -> str:
     except OSError:
         return f"(no log at {path})"
     return "\n".join(content[-lines:])
+
+
+@dataclass(frozen=True)
+class ListeningSocket:
+    pid: int
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+    port: int
+
+    @property
+    def on_loopback(self) -> bool:
+        mapped = getattr(self.address, "ipv4_mapped", None)
+        return (mapped or self.address).is_loopback
+
+
+def _proc_net_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    raw = bytes.fromhex(hex_address)
+    # The kernel prints each 32-bit word of the address in host (little-endian) order.
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return ipaddress.ip_address(words)
+
+
+def listening_sockets(pids: Iterable[int]) -> list[ListeningSocket]:
+    """The TCP sockets in LISTEN state that these processes hold, from /proc/net/tcp and tcp6."""
+    owner_of_inode: dict[str, int] = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owner_of_inode[target[8:-1]] = pid
+        except OSError:
+            continue
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and inode in owner_of_inode:
+                address, port = local.split(":")
+                found.append(ListeningSocket(owner_of_inode[inode], _proc_net_address(address),
+                                             int(port, 16)))
+    return found

@@ -22,7 +22,7 @@ from local_stack.environment import (
     POSTGRES_USER,
     REGISTRY_DATABASE,
 )
-from local_stack.settings import PROJECT_ROOT, Settings
+from local_stack.settings import PROJECT_ROOT, Settings, write_private_file
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -94,7 +94,7 @@ def _prepare_postgres(ctx: Context) -> None:
         return
     data.mkdir(parents=True, exist_ok=True)
     pwfile = base / "initdb.pw"
-    pwfile.write_text(ctx.secret["POSTGRES_PASSWORD"] + "\n")
+    write_private_file(pwfile, ctx.secret["POSTGRES_PASSWORD"] + "\n")
     _chown_to_postgres(base)
     try:
         result = subprocess.run(
@@ -362,9 +362,8 @@ def _airflow(*args: str) -> list[str]:
 def prepare_airflow(ctx: Context) -> None:
     state = ctx.settings.state_dir / "airflow"
     state.mkdir(parents=True, exist_ok=True)
-    passwords = state / "passwords.json"
-    passwords.write_text(json.dumps({AIRFLOW_ADMIN_USER: ctx.secret["AIRFLOW_ADMIN_PASSWORD"]}))
-    passwords.chmod(0o600)
+    write_private_file(state / "passwords.json",
+                       json.dumps({AIRFLOW_ADMIN_USER: ctx.secret["AIRFLOW_ADMIN_PASSWORD"]}))
     result = subprocess.run(_airflow("db", "migrate"), env=ctx.env, capture_output=True,
                             text=True, cwd=PROJECT_ROOT)
     if result.returncode != 0:
@@ -451,11 +450,13 @@ SERVICES: tuple[Service, ...] = (
             lambda ctx: _airflow("api-server"), _airflow_api_health,
             ports=lambda s: (s.airflow_port,)),
     Service("airflow-scheduler", _describe("Airflow scheduler (LocalExecutor)"),
-            lambda ctx: _airflow("scheduler"), _airflow_component_health("scheduler")),
+            lambda ctx: _airflow("scheduler", "--skip-serve-logs"),
+            _airflow_component_health("scheduler")),
     Service("airflow-dag-processor", _describe("Airflow DAG processor"),
             lambda ctx: _airflow("dag-processor"), _airflow_component_health("dag_processor")),
     Service("airflow-triggerer", _describe("Airflow triggerer"),
-            lambda ctx: _airflow("triggerer"), _airflow_component_health("triggerer")),
+            lambda ctx: _airflow("triggerer", "--skip-serve-logs"),
+            _airflow_component_health("triggerer")),
 )
 
 SERVICE_NAMES = tuple(service.name for service in SERVICES)

@@ -45,11 +45,16 @@ SPARK_CONF: dict[str, str] = {
 
 
 def spark_conf(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """SPARK_CONF, plus the driver's address when executors on other hosts must reach it
-    (docker compose: the scheduler's service name, as container ids do not resolve)."""
+    """SPARK_CONF, plus where the driver listens. `USERSTREAM_SPARK_DRIVER_HOST` is the address
+    executors reach it at: compose's scheduler service name (container ids do not resolve), or
+    local mode's loopback address, so that no driver port listens beyond it (Spark's default is
+    the host's own address). The driver binds there too unless `USERSTREAM_SPARK_BIND_ADDRESS`
+    says otherwise (compose: every address inside its container)."""
     conf = dict(SPARK_CONF)
     if driver_host := environ.get("USERSTREAM_SPARK_DRIVER_HOST"):
-        conf |= {"spark.driver.host": driver_host, "spark.driver.bindAddress": "0.0.0.0"}
+        conf |= {"spark.driver.host": driver_host,
+                 "spark.driver.bindAddress": environ.get("USERSTREAM_SPARK_BIND_ADDRESS",
+                                                         driver_host)}
     return conf
 
 
@@ -109,7 +114,7 @@ class SparkRuntime:
         command = [self.spark_submit, "--master", master, "--name", "userstream-stream-users"]
         if self.jars:
             command += ["--jars", self.jars]
-        conf = {**SPARK_CONF, **(extra_conf or {})}
+        conf = {**spark_conf(), **(extra_conf or {})}
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
         return [*command, str(STREAM_JOB), *config.arguments()]

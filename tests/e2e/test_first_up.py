@@ -15,12 +15,8 @@ from include import names
 from local_stack.services import cassandra_session
 from local_stack.settings import PROJECT_ROOT, Settings
 
+# Every port of a stack is on its own loopback address, so this one shares none with the suite's.
 HOST = "127.0.0.2"
-# Airflow's log servers and the scheduler's health check listen on every address: the second
-# stack needs ports of its own for them.
-OWN_PORTS = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "18793",
-             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": "18794",
-             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": "18974"}
 
 
 def _local_mode(command: str, env: dict[str, str], timeout_s: int) -> subprocess.CompletedProcess:
@@ -30,11 +26,10 @@ def _local_mode(command: str, env: dict[str, str], timeout_s: int) -> subprocess
 
 def test_up_on_a_clean_state_ends_with_users_in_cassandra():
     state = Path(tempfile.mkdtemp(prefix="userstream-first-up-"))
-    state.chmod(0o755)  # as `make up` creates it: PostgreSQL runs as its own user
     # Nothing of the suite's stack: its settings and connections are in this process's env.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "USERSTREAM"))}
     env |= {"USERSTREAM_STATE_DIR": str(state), "USERSTREAM_HOST": HOST,
-            "USERSTREAM_SOURCE": "local", **OWN_PORTS}
+            "USERSTREAM_SOURCE": "local"}
     try:
         up = _local_mode("up", env, timeout_s=1500)
         output = up.stdout + up.stderr

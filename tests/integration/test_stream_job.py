@@ -15,6 +15,7 @@ from datetime import datetime
 
 from include.relay.avro import HEADER, encode, event_record, load_parsed_schema
 from include.schema_registry import load_schema_text
+from local_stack import processes
 from local_stack.stream_harness import (
     cassandra_rows,
     job_config,
@@ -119,6 +120,10 @@ def test_a_killed_run_resumes_from_its_checkpoint_without_loss(stack, cassandra,
         assert time.monotonic() < deadline, f"only {landed} rows landed within 300 s"
         time.sleep(1)
         landed = sum(1 for r in cassandra_rows(session, keyspace) if str(r.user_id) in users)
+    # Mid-run, every port the driver opened (block manager, RPC) is on the stack's loopback.
+    job_pids = processes.service_members(process.pid)
+    exposed = [s for s in processes.listening_sockets(job_pids) if not s.on_loopback]
+    assert not exposed, exposed
     os.killpg(process.pid, signal.SIGKILL)
     assert process.wait(60) != 0
     assert landed < EVENTS, "the run finished before it could be killed"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import stat
 import subprocess
 import sys
 
@@ -9,7 +12,13 @@ import pytest
 
 from include.cql import split_statements as cql_statements
 from local_stack import processes
-from local_stack.settings import Settings, read_env_file, write_env_file
+from local_stack.settings import (
+    Settings,
+    ensure_state_dir,
+    read_env_file,
+    write_env_file,
+    write_private_file,
+)
 
 
 def test_settings_defaults_and_overrides(monkeypatch, tmp_path):
@@ -61,3 +70,39 @@ def test_stop_ends_the_whole_process_group(tmp_path):
 def test_a_recycled_pid_is_not_ours(tmp_path):
     (tmp_path / "ghost.pid").write_text("1 123456789\n")
     assert processes.running(tmp_path, "ghost") is None
+
+
+def test_a_secret_file_is_created_new_and_never_written_through_a_planted_link(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    planted = tmp_path / "readable-by-others"
+    planted.write_text("")
+    for name in ("secrets.tmp", ".secrets.env.tmp"):  # where a writer might stage the file
+        (state / name).symlink_to(planted)
+    write_env_file(state / "secrets.env", {"POSTGRES_PASSWORD": "s3cret-value"}, "secrets")
+    assert planted.read_text() == ""
+    assert read_env_file(state / "secrets.env") == {"POSTGRES_PASSWORD": "s3cret-value"}
+    assert stat.S_IMODE((state / "secrets.env").stat().st_mode) == 0o600
+
+
+def test_a_secret_file_is_0600_whatever_the_umask(tmp_path):
+    previous = os.umask(0)
+    try:
+        write_private_file(tmp_path / "new" / "passwords.json", "{}")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "new" / "passwords.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["passwords.json"]
+
+
+def test_the_state_folder_is_closed_to_other_users(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    ensure_state_dir(state)
+    mode = stat.S_IMODE(state.stat().st_mode)
+    if os.geteuid() == 0:  # PostgreSQL, run as its own user, passes through to its folder
+        assert mode == 0o710
+        assert state.stat().st_gid == pwd.getpwnam("postgres").pw_gid
+    else:
+        assert mode == 0o700
