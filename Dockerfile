@@ -17,6 +17,9 @@ COPY spark/requirements.txt /tmp/spark-requirements.txt
 RUN python -m venv /opt/spark-venv \
  && /opt/spark-venv/bin/pip install --no-cache-dir -r /tmp/spark-requirements.txt
 COPY --from=spark-jars /jars /opt/spark-jars
+# Airflow's admin password file (written by airflow-init into a volume mounted here).
+RUN mkdir -p /opt/userstream/auth && chown airflow:root /opt/userstream/auth \
+ && chmod 0700 /opt/userstream/auth
 USER airflow
 COPY requirements/runtime.lock /tmp/requirements.lock
 RUN pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock

@@ -17,7 +17,7 @@ ifdef PAUSED
 export USERSTREAM_START_PAUSED := $(PAUSED)
 endif
 
-.PHONY: up down status clean test test-unit lint venv lock
+.PHONY: up down status clean compose-env compose-up test test-unit lint venv lock
 
 venv: .venv/.synced
 
@@ -51,6 +51,14 @@ status: venv
 
 clean: venv
 	$(VENV_PY) -m local_stack clean
+
+# docker compose with generated secrets (.local/compose.env) and the settings in .env.
+compose-env: venv
+	$(VENV_PY) -m local_stack compose-env
+
+compose-up: compose-env
+	test -f .env || cp .env.example .env
+	docker compose --env-file .env --env-file .local/compose.env up -d
 
 # Tests run offline: the bundled randomuser-compatible API is the source.
 test:

@@ -102,7 +102,7 @@ def test_commands_run_modules_and_scripts_that_exist():
 
 def test_settings_and_connections_use_local_modes_names():
     from local_stack.environment import connections
-    from local_stack.settings import Settings
+    from local_stack.settings import SECRET_NAMES, Settings
 
     local_env = connections(Settings.from_env(), {"POSTGRES_PASSWORD": "x"})
     compose_env = _environment(SERVICES["airflow-scheduler"])
@@ -115,8 +115,10 @@ def test_settings_and_connections_use_local_modes_names():
             assert key in documented, f"{key} is not documented in .env.example"
     connections = {k for k in local_env if k.startswith("AIRFLOW_CONN_")}
     assert connections <= set(compose_env), connections - set(compose_env)
+    generated = set(SECRET_NAMES)  # by `make compose-env`, never set in .env
     for variable in re.findall(r"\$\{(\w+)", (ROOT / "docker-compose.yml").read_text()):
-        assert variable in documented or variable.startswith("AIRFLOW_CONN_"), variable
+        assert (variable in documented or variable in generated
+                or variable.startswith("AIRFLOW_CONN_")), variable
 
 
 def test_postgres_runs_with_local_modes_server_settings():
@@ -128,3 +130,38 @@ def test_postgres_runs_with_local_modes_server_settings():
     assert set(flags) == {"-c"} and len(flags) == len(values), command
     settings = dict(value.split("=", 1) for value in values)
     assert settings == POSTGRES_SERVER_SETTINGS
+
+
+def _published(service: dict) -> list[str]:
+    return [str(port) if not isinstance(port, dict) else port.get("host_ip", "") + ":"
+            for port in service.get("ports", [])]
+
+
+def test_only_the_airflow_ui_is_published_by_default_and_every_port_on_loopback():
+    default = {name for name, service in SERVICES.items()
+               if service.get("ports") and not service.get("profiles")}
+    assert default == {"airflow-api-server"}
+    for name, service in SERVICES.items():
+        for port in _published(service):
+            # One setting opens them; unset, Docker binds them to loopback only.
+            assert port.startswith("${USERSTREAM_BIND_ADDRESS:-127.0.0.1}:"), (name, port)
+
+
+def test_the_admin_uis_are_behind_a_profile_that_is_off_by_default():
+    for name in ("kafka-ui", "spark-ui"):
+        assert SERVICES[name]["profiles"] == ["ui"], name
+    assert "ports" not in SERVICES["spark-master"]
+
+
+def test_no_secret_is_set_in_the_repo_or_on_a_command_line():
+    example = (ROOT / ".env.example").read_text()
+    assert not re.search(r"^\s*(POSTGRES_PASSWORD|AIRFLOW_\w*(SECRET|KEY|PASSWORD)\w*)=", example,
+                         re.M)
+    env = _environment(SERVICES["airflow-api-server"])
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith(
+        "/opt/userstream/auth/")
+    init = SERVICES["airflow-init"]
+    assert _environment(init)["AIRFLOW_ADMIN_PASSWORD"] == "${AIRFLOW_ADMIN_PASSWORD}"
+    for name, service in SERVICES.items():
+        command = " ".join(service.get("command") or [])
+        assert "${" not in command, f"{name} interpolates a value into its command line"
