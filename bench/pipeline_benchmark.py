@@ -40,6 +40,7 @@ import requests
 from cassandra.concurrent import execute_concurrent_with_args
 from confluent_kafka import Producer
 
+from bench import cpu
 from include import names
 from include.provisioning import TopicSpec, ensure_topic
 from local_stack.airflow_api import AirflowApi
@@ -65,6 +66,7 @@ class Landing:
     latency_p95_s: float
     latency_max_s: float
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    machine: dict[str, float] = field(default_factory=dict)
 
 
 def _events_after(ctx: Context, first_id: int) -> list[tuple[int, str, datetime]]:
@@ -177,7 +179,7 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
     base = datetime(2026, 1, 2, tzinfo=UTC) + timedelta(minutes=random.randrange(300_000))
     first_id = _last_event_id(ctx)
     since = datetime.now(UTC)
-    started = time.time()
+    started, ticks = time.time(), cpu.machine_ticks()
     api.set_paused(INGEST, False)
     try:
         for i in range(windows):
@@ -195,9 +197,11 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
     finally:
         api.set_paused(INGEST, True)
     events, landed = _wait_for_landing(ctx, session, first_id, timeout_s)
+    machine = cpu.machine_shares(ticks, cpu.machine_ticks())
     api.settle(*names.PIPELINE_DAG_IDS)
     result = _landing(events, landed, started)
     result.runs = _run_summary(api, since)
+    result.machine = machine
     return result
 
 
@@ -205,7 +209,7 @@ def scheduled_phase(ctx: Context, api: AirflowApi, session, windows: int,
                     timeout_s: float) -> Landing:
     first_id = _last_event_id(ctx)
     since = datetime.now(UTC)
-    started = time.time()
+    started, ticks = time.time(), cpu.machine_ticks()
     api.set_paused(INGEST, False)
     try:
         deadline = time.monotonic() + 120 + 60 * windows
@@ -220,9 +224,11 @@ def scheduled_phase(ctx: Context, api: AirflowApi, session, windows: int,
         api.set_paused(INGEST, True)
     print(f"scheduled: {windows} windows ingested", flush=True)
     events, landed = _wait_for_landing(ctx, session, first_id, timeout_s)
+    machine = cpu.machine_shares(ticks, cpu.machine_ticks())
     api.settle(*names.PIPELINE_DAG_IDS)
     result = _landing(events, landed, started)
     result.runs = _run_summary(api, since)
+    result.machine = machine
     return result
 
 
