@@ -14,9 +14,11 @@ from tests.pipeline_data import take_snapshot
 
 
 def pytest_collection_modifyitems(config, items):
-    # Lifecycle tests stop and restart the stack, so they run after everything else; the check
-    # that the pipeline's data was left alone runs last of all.
+    # Lifecycle tests stop and restart the stack, so they run after everything else; then the
+    # scan of what every run left behind; the check that the pipeline's data was left alone runs
+    # last of all.
     items.sort(key=lambda item: (item.get_closest_marker("pipeline_data") is not None,
+                                 item.get_closest_marker("after_suite") is not None,
                                  item.get_closest_marker("lifecycle") is not None))
 
 
