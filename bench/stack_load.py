@@ -1,7 +1,8 @@
 """CPU load of the running local stack, per service, over a period: at rest (DAGs paused), or with
 the default schedules running (`--unpause`: the three DAGs are unpaused for the measurement, after
 a settling period, and paused again at the end). The stream DAG's Spark runs count on their own
-line, apart from the Airflow processes that launch them.
+line, apart from the Airflow processes that launch them, and so do Airflow's workers with their
+task processes (by process title).
 
     .venv/bin/python -m bench.stack_load --seconds 240 --unpause
 
