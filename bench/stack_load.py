@@ -1,8 +1,8 @@
 """CPU load of the running local stack, per service, over a period: at rest (DAGs paused), or with
 the default schedules running (`--unpause`: the three DAGs are unpaused for the measurement, after
 a settling period, and paused again at the end). The stream DAG's Spark runs count on their own
-line, apart from the Airflow processes that launch them, and so do Airflow's workers with their
-task processes (by process title).
+line, apart from the Airflow processes that launch them, and so do Airflow's workers with the
+task processes they fork (by process title).
 
     .venv/bin/python -m bench.stack_load --seconds 240 --unpause
 
@@ -32,8 +32,8 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def process_label(pid: int, service: str) -> str:
-    """The line a process counts on: the Spark job, an Airflow task process by its DAG (its
-    process title names it), or else its service."""
+    """The line a process counts on: the Spark job, Airflow's workers (a task process is forked
+    from its worker and keeps its title), or else its service."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -42,10 +42,15 @@ def process_label(pid: int, service: str) -> str:
         return SPARK_JOB
     if command.startswith(b"airflow worker"):
         return "airflow workers"
-    if command.startswith(b"airflow task"):
-        dag_id = next((dag_id for dag_id in names.ALL_DAG_IDS if dag_id.encode() in command), None)
-        return f"tasks {dag_id}" if dag_id else "airflow tasks"
     return service
+
+
+def _spark_launcher(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"spark-submit" in command or b"spark-class" in command
 
 
 class LoadSampler:
@@ -59,9 +64,10 @@ class LoadSampler:
                         if (tracked := processes.running(settings.run_dir, service.name))}
         self.first: dict[tuple[int, int], float] = {}
         self.last: dict[tuple[int, int], float] = {}
-        # A process counts on the last label it showed: a task's title names its DAG only once
-        # the task runs, and spark-submit's shell script becomes the driver JVM by exec.
         self.labels: dict[tuple[int, int], str] = {}
+        # spark-submit's shell scripts become the driver JVM by exec, keeping their pid: only
+        # those are read again until they show the JVM.
+        self.launchers: set[tuple[int, int]] = set()
         self.readings = 0
 
     def read(self) -> None:
@@ -74,8 +80,13 @@ class LoadSampler:
                 key, cpu = (pid, process.start_ticks), process.cpu_ticks / _TICKS
                 if key not in self.first:
                     self.first[key] = cpu if self.readings == 0 else 0.0
-                if self.labels.get(key) in (None, service, "airflow tasks"):
                     self.labels[key] = process_label(pid, service)
+                    if self.labels[key] == service and _spark_launcher(pid):
+                        self.launchers.add(key)
+                elif key in self.launchers:
+                    self.labels[key] = process_label(pid, service)
+                    if self.labels[key] == SPARK_JOB:
+                        self.launchers.discard(key)
                 self.last[key] = cpu
         self.readings += 1
 

@@ -187,7 +187,7 @@ def write_env_file(path: Path, values: dict[str, str], header: str) -> None:
 def write_private_file(path: Path, text: str) -> None:
     """A file that holds secrets, 0600 from its first byte: created new (`O_EXCL`, never through
     a link or into a file someone else prepared) under a temporary name, then renamed in place."""
-    ensure_private_dir(path.parent)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
     descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -196,26 +196,20 @@ def write_private_file(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def ensure_private_dir(path: Path) -> None:
-    """A folder of the state folder's: its owner's alone (0700)."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-
-
 def ensure_state_dir(state_dir: Path) -> None:
     """The state folder holds every service's data, logs and the secrets: 0700, so no other
     local user reads a record, a segment or a password. Run as root, PostgreSQL runs as the
     `postgres` user and must pass through it to its own folder: then 0710, group `postgres`."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        try:
-            postgres_group = pwd.getpwnam("postgres").pw_gid
-        except KeyError:
-            postgres_group = None
-        if postgres_group is not None:
-            os.chown(state_dir, -1, postgres_group)
-            state_dir.chmod(0o710)
-            return
-    state_dir.chmod(0o700)
+    try:
+        postgres = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    except KeyError:
+        postgres = None
+    if postgres is None:
+        state_dir.chmod(0o700)
+    else:
+        os.chown(state_dir, -1, postgres.pw_gid)
+        state_dir.chmod(0o710)
 
 
 def _fernet_key() -> str:
