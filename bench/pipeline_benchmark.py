@@ -47,7 +47,7 @@ from local_stack.airflow_api import AirflowApi
 from local_stack.cli import make_context
 from local_stack.services import Context, cassandra_session, pg_connect
 from local_stack.settings import PROJECT_ROOT, Settings
-from local_stack.stream_harness import spark_runtime
+from local_stack.stream_harness import spark_runtime, stream_job_login
 from ops.pipeline_status import count_rows
 
 INGEST, RELAY, STREAM = names.PIPELINE_DAG_IDS
@@ -279,7 +279,7 @@ def tutorial_phase(ctx: Context, session, users: int) -> dict[str, Any]:
     log = s.state_dir / "logs" / "bench-tutorial-spark.log"
     with log.open("w") as out:
         subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=True,
-                       env={**os.environ, **runtime.env()}, timeout=900)
+                       env={**os.environ, **runtime.env(), **stream_job_login(s)}, timeout=900)
     seconds = time.time() - started
     landed, _ = count_rows(session, f"{keyspace}.{table}", "id", budget_s=120)
     return {"users": users, "landed": landed, "lost": users - landed,

@@ -1,11 +1,14 @@
 """The public tutorials' Spark job, kept only as the end-to-end benchmark's baseline: JSON values
 from Kafka parsed with a hand-written schema and appended to Cassandra, no framing, no registry,
 no dead letters, no per-user dedup. Runs in the Spark runtime's Python (submitted by
-`bench.pipeline_benchmark`); it imports nothing of `include`."""
+`bench.pipeline_benchmark`); it imports nothing of `include`. Its one addition to the tutorials:
+the Cassandra login the benchmark passes in the environment (the stack refuses anonymous clients).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import col, from_json
@@ -24,6 +27,8 @@ def main() -> None:
     spark = (SparkSession.builder.appName("tutorial-baseline")
              .config("spark.cassandra.connection.host", args.cassandra_host)
              .config("spark.cassandra.connection.port", args.cassandra_port)
+             .config("spark.cassandra.auth.username", os.environ["USERSTREAM_CASSANDRA_USERNAME"])
+             .config("spark.cassandra.auth.password", os.environ["USERSTREAM_CASSANDRA_PASSWORD"])
              .getOrCreate())
     spark.sparkContext.setLogLevel("WARN")
     schema = StructType([StructField(name, StringType()) for name in TUTORIAL_FIELDS])

@@ -1,5 +1,6 @@
 """Endpoints read from the pipeline's Airflow connections when a task runs (never at DAG parse
-time): the Kafka client settings, the schema registry's URL and Cassandra's first contact point."""
+time): the Kafka client settings, the schema registry's URL, Cassandra's first contact point and
+the stream job's login."""
 
 from __future__ import annotations
 
@@ -28,3 +29,12 @@ def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int
 
     conn = BaseHook.get_connection(conn_id)
     return (conn.host or "127.0.0.1").split(",")[0], int(conn.port or 9042)
+
+
+def stream_job_login(conn_id: str = names.CASSANDRA_STREAM_CONN_ID) -> dict[str, str]:
+    """The stream job's Cassandra login as the environment variables the job reads."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    return {names.STREAM_CASSANDRA_USERNAME_ENV: conn.login or "",
+            names.STREAM_CASSANDRA_PASSWORD_ENV: conn.password or ""}

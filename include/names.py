@@ -18,7 +18,11 @@ POSTGRES_CONN_ID: Final = "postgres_default"
 KAFKA_CONN_ID: Final = "kafka_default"
 SCHEMA_REGISTRY_CONN_ID: Final = "schema_registry"
 SPARK_CONN_ID: Final = "spark_default"
+# Cassandra, one connection per role: the provider's default reads (landing check, pipeline
+# page), the stream job writes, provisioning administers.
 CASSANDRA_CONN_ID: Final = "cassandra_default"
+CASSANDRA_STREAM_CONN_ID: Final = "cassandra_stream"
+CASSANDRA_ADMIN_CONN_ID: Final = "cassandra_admin"
 RANDOMUSER_CONN_ID: Final = "randomuser_api"
 ALERTS_WEBHOOK_CONN_ID: Final = "alerts_webhook"
 
@@ -30,5 +34,16 @@ STAGING_SCHEMA: Final = "staging"
 USERS_TOPIC: Final = "users_created"
 USERS_VALUE_SUBJECT: Final = f"{USERS_TOPIC}-value"
 
-# Cassandra
+# Cassandra: the keyspace and the roles (created by provisioning with generated passwords).
 CASSANDRA_KEYSPACE: Final = "userstream"
+CASSANDRA_ADMIN_ROLE: Final = "userstream_admin"
+CASSANDRA_STREAM_ROLE: Final = "userstream_stream"
+CASSANDRA_READER_ROLE: Final = "userstream_reader"
+# The role each Cassandra connection logs in as.
+CASSANDRA_CONN_ROLES: Final = {CASSANDRA_CONN_ID: CASSANDRA_READER_ROLE,
+                               CASSANDRA_STREAM_CONN_ID: CASSANDRA_STREAM_ROLE,
+                               CASSANDRA_ADMIN_CONN_ID: CASSANDRA_ADMIN_ROLE}
+# The stream job's Cassandra login reaches spark-submit in its environment, never on its command
+# line (which every local user can read).
+STREAM_CASSANDRA_USERNAME_ENV: Final = "USERSTREAM_CASSANDRA_USERNAME"
+STREAM_CASSANDRA_PASSWORD_ENV: Final = "USERSTREAM_CASSANDRA_PASSWORD"

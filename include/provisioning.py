@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,7 +185,107 @@ def add_missing_columns(session: Any, keyspace: str, schema: dict[str, Any],
     return added
 
 
-def apply_cql_with_hook(conn_id: str = names.CASSANDRA_CONN_ID,
+# Cassandra creates this superuser on first start when an authenticator is on; provisioning
+# replaces it with a generated one (`ensure_cassandra_roles`).
+DEFAULT_CASSANDRA_SUPERUSER = ("cassandra", "cassandra")
+LOGIN_ROLES = (names.CASSANDRA_STREAM_ROLE, names.CASSANDRA_READER_ROLE)
+
+
+class CassandraRolesError(RuntimeError):
+    """Cassandra refused the generated superuser and the default one."""
+
+
+def refused_login(error: Exception) -> bool:
+    """True when every host answered and refused the login (as opposed to being unreachable)."""
+    from cassandra import AuthenticationFailed
+
+    errors = getattr(error, "errors", None) or {}
+    return bool(errors) and all(isinstance(e, AuthenticationFailed) for e in errors.values())
+
+
+def ensure_cassandra_roles(connect: Callable[[str, str], Any], passwords: Mapping[str, str],
+                           wait_s: float = 120) -> list[str]:
+    """Logs in as the generated superuser, replacing Cassandra's default `cassandra` one first if
+    it still exists; then creates the pipeline's login roles (no superuser, no rights yet: the
+    CQL's grants give those per keyspace) and sets their passwords to `passwords` (role ->
+    password). `connect(role, password)` returns a cassandra-driver session. Returns what
+    changed."""
+    from cassandra.cluster import NoHostAvailable
+
+    admin = names.CASSANDRA_ADMIN_ROLE
+    changes = []
+    try:
+        session = connect(admin, passwords[admin])
+    except NoHostAvailable as exc:
+        if not refused_login(exc):
+            raise
+        session = _replace_default_superuser(connect, passwords[admin], wait_s)
+        changes.append(f"replaced the default superuser with {admin}")
+    try:
+        existing = {row.role for row in session.execute("LIST ROLES")}
+        for role in LOGIN_ROLES:
+            verb = "ALTER ROLE" if role in existing else "CREATE ROLE"
+            session.execute(f"{verb} {role} WITH LOGIN = true AND SUPERUSER = false AND "
+                            f"PASSWORD = {_cql_text(passwords[role])}")
+            if role not in existing:
+                changes.append(f"created role {role}")
+    finally:
+        session.cluster.shutdown()
+    return changes
+
+
+def _replace_default_superuser(connect: Callable[[str, str], Any], admin_password: str,
+                               wait_s: float) -> Any:
+    """Creates the generated superuser as `cassandra`, then drops `cassandra`. Cassandra
+    creates its default role a moment after it starts, so its login is retried for `wait_s`."""
+    from cassandra.cluster import NoHostAvailable
+
+    admin = names.CASSANDRA_ADMIN_ROLE
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            default = connect(*DEFAULT_CASSANDRA_SUPERUSER)
+            break
+        except NoHostAvailable as exc:
+            if not refused_login(exc) or time.monotonic() > deadline:
+                raise CassandraRolesError(
+                    f"Cassandra refused both {admin} (with the password in the secrets) and "
+                    f"the default superuser: the secrets do not belong to this Cassandra's data "
+                    f"(restore them, or start from empty state): {exc}") from exc
+            time.sleep(2)
+    try:
+        default.execute(f"CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND "
+                        f"LOGIN = true AND PASSWORD = {_cql_text(admin_password)}")
+    finally:
+        default.cluster.shutdown()
+    session = connect(admin, admin_password)
+    session.execute(f"DROP ROLE IF EXISTS {DEFAULT_CASSANDRA_SUPERUSER[0]}")
+    log.info("Cassandra's default superuser is replaced by %s", admin)
+    return session
+
+
+def _cql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def cassandra_connector(host: str, port: int, timeout_s: float = 10) -> Callable[[str, str], Any]:
+    """A `connect(role, password)` for ensure_cassandra_roles, to one contact point."""
+    def connect(role: str, password: str) -> Any:
+        from cassandra.auth import PlainTextAuthProvider
+        from cassandra.cluster import Cluster
+
+        cluster = Cluster([host], port=port, connect_timeout=timeout_s, protocol_version=5,
+                          auth_provider=PlainTextAuthProvider(role, password))
+        try:
+            return cluster.connect()
+        except Exception:
+            cluster.shutdown()
+            raise
+
+    return connect
+
+
+def apply_cql_with_hook(conn_id: str = names.CASSANDRA_ADMIN_CONN_ID,
                         keyspace: str = names.CASSANDRA_KEYSPACE) -> int:
     """apply_cql() through the Cassandra provider's hook. The session is opened without a
     keyspace: the connection's keyspace may not exist yet."""
@@ -248,15 +349,36 @@ def provision_with_connections() -> Provisioned:
 
     from include.connections import kafka_config, registry_url
 
+    roles = ensure_cassandra_roles_with_connections()
+    if roles:
+        log.info("cassandra roles: %s", "; ".join(roles))
     conn = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID).get_conn()
     conn.autocommit = True
-    cassandra = CassandraHook(cassandra_conn_id=names.CASSANDRA_CONN_ID)
+    cassandra = CassandraHook(cassandra_conn_id=names.CASSANDRA_ADMIN_CONN_ID)
     try:
         return provision(conn, kafka_config(), cassandra.get_cluster().connect(),
                          registry_url())
     finally:
         conn.close()
         cassandra.shutdown_cluster()
+
+
+def ensure_cassandra_roles_with_connections() -> list[str]:
+    """ensure_cassandra_roles() with each role's login and password from its connection (the
+    admin's, the stream job's and the provider's default, the reader)."""
+    from airflow.sdk import BaseHook
+
+    passwords = {}
+    for conn_id, role in names.CASSANDRA_CONN_ROLES.items():
+        conn = BaseHook.get_connection(conn_id)
+        if conn.login != role or not conn.password:
+            raise ValueError(f"connection {conn_id} must log in as {role} with a password "
+                             f"(it has login {conn.login!r})")
+        passwords[role] = conn.password
+    admin = BaseHook.get_connection(names.CASSANDRA_ADMIN_CONN_ID)
+    return ensure_cassandra_roles(
+        cassandra_connector((admin.host or "").split(",")[0], int(admin.port or 9042)),
+        passwords)
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from include import names, provisioning
 from local_stack.environment import AIRFLOW_DATABASE, REGISTRY_DATABASE
 from local_stack.services import Context, cassandra_session, pg_connect
+from local_stack.settings import CASSANDRA_PASSWORD_NAMES
 
 
 def ensure_databases(ctx: Context) -> list[str]:
@@ -18,6 +19,16 @@ def ensure_databases(ctx: Context) -> list[str]:
                 conn.execute(f'CREATE DATABASE "{database}"')
                 created.append(database)
     return created
+
+
+def ensure_cassandra_roles(ctx: Context) -> list[str]:
+    """The generated superuser in place of Cassandra's default, and the pipeline's roles, with
+    the passwords of the state folder's secrets."""
+    def connect(role: str, password: str):
+        return cassandra_session(ctx.settings, timeout=10, role=role, password=password)[1]
+
+    return provisioning.ensure_cassandra_roles(
+        connect, {role: ctx.secret[name] for role, name in CASSANDRA_PASSWORD_NAMES.items()})
 
 
 def provision(ctx: Context) -> provisioning.Provisioned:

@@ -137,6 +137,8 @@ def up(settings: Settings) -> int:
             _say(f"  started {service.name}")
     wait_healthy(airflow, ctx)
 
+    for change in bootstrap.ensure_cassandra_roles(ctx):
+        _say(f"  cassandra: {change}")
     _say(f"  provisioned: {bootstrap.provision(ctx).describe()}")
     write_client_env(settings, ctx.secret)
     _source_marker(settings).write_text(settings.source)
@@ -226,7 +228,8 @@ def _pipeline_status(ctx: Context) -> pipeline_status.PipelineStatus:
 
     return pipeline_status.gather(
         pg_connect=lambda: services.pg_connect(ctx, "userstream"),
-        cassandra_session=lambda: services.cassandra_session(settings, timeout=3),
+        cassandra_session=lambda: services.cassandra_session(
+            settings, timeout=3, role=names.CASSANDRA_READER_ROLE),
         kafka_config={"bootstrap.servers": settings.kafka_bootstrap},
         checkpoint=settings.checkpoint_dir / CHECKPOINT_NAME,
         last_runs=last_runs)

@@ -13,7 +13,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 from include import names
-from local_stack.settings import PROJECT_ROOT, Settings, write_env_file
+from local_stack.settings import (
+    CASSANDRA_PASSWORD_NAMES,
+    PROJECT_ROOT,
+    Settings,
+    write_env_file,
+)
 
 POSTGRES_USER = "userstream"
 AIRFLOW_DATABASE = "airflow"
@@ -49,10 +54,7 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         "AIRFLOW_CONN_" + names.SPARK_CONN_ID.upper(): _conn(
             "spark", host="local[2]", extra={"deploy-mode": "client"},
         ),
-        "AIRFLOW_CONN_" + names.CASSANDRA_CONN_ID.upper(): _conn(
-            "cassandra", host=settings.host, port=settings.cassandra_port,
-            schema=names.CASSANDRA_KEYSPACE,
-        ),
+        **cassandra_connections(settings, secret),
         "AIRFLOW_CONN_" + names.RANDOMUSER_CONN_ID.upper(): randomuser,
         # The local alert inbox; point this at a real webhook (chat, pager) in production.
         # The whole URL sits in `host` so a webhook path needs no extra setting.
@@ -69,6 +71,16 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         # with SIGKILL leaves its folder behind: keep those in the state folder, not /tmp.
         "SPARK_LOCAL_DIRS": str(settings.spark_dir / "local"),
     }
+
+
+def cassandra_connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
+    """One connection per Cassandra role: reading (the provider's default), the stream job's
+    writes, provisioning."""
+    return {"AIRFLOW_CONN_" + conn_id.upper(): _conn(
+        "cassandra", host=settings.host, port=settings.cassandra_port,
+        schema=names.CASSANDRA_KEYSPACE, login=role,
+        password=secret.get(CASSANDRA_PASSWORD_NAMES[role], ""))
+        for conn_id, role in names.CASSANDRA_CONN_ROLES.items()}
 
 
 def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, str]:

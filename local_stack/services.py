@@ -16,13 +16,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from include import names, provisioning
 from local_stack import installer
 from local_stack.environment import (
     AIRFLOW_ADMIN_USER,
     POSTGRES_USER,
     REGISTRY_DATABASE,
 )
-from local_stack.settings import PROJECT_ROOT, Settings, write_private_file
+from local_stack.settings import (
+    CASSANDRA_PASSWORD_NAMES,
+    PROJECT_ROOT,
+    Settings,
+    read_env_file,
+    write_private_file,
+)
 
 CONF_DIR = Path(__file__).parent / "conf"
 
@@ -310,6 +317,8 @@ def _cassandra_command(ctx: Context) -> list[str]:
     return ["java", f"-Xms{s.cassandra_heap}", f"-Xmx{s.cassandra_heap}", *args,
             f"-javaagent:{jamm}", f"-Dcassandra.config=file://{config}",
             f"-Dcassandra.storagedir={data}",
+            # The default superuser exists at once (not 10 s later) for provisioning to replace.
+            "-Dcassandra.superuser_setup_delay_ms=0",
             f"-Dlogback.configurationFile={CONF_DIR / 'cassandra-logback.xml'}",
             "-cp", f"{lib}/*", "org.apache.cassandra.service.CassandraDaemon"]
 
@@ -324,22 +333,41 @@ def airflow_auth_header(ctx: Context, timeout: float = 30) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def cassandra_session(settings: Settings, timeout: float = 5.0):
+def cassandra_session(settings: Settings, timeout: float = 5.0,
+                      role: str = names.CASSANDRA_ADMIN_ROLE, password: str | None = None):
+    """A session as one of the pipeline's roles (default: the generated superuser), with its
+    password from the state folder's secrets unless given."""
+    from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy
 
+    if password is None:
+        password = read_env_file(settings.secrets_file).get(CASSANDRA_PASSWORD_NAMES[role], "")
     profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
     cluster = Cluster([settings.host], port=settings.cassandra_port, connect_timeout=timeout,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5)
-    return cluster, cluster.connect()
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5,
+                      auth_provider=PlainTextAuthProvider(role, password))
+    try:
+        return cluster, cluster.connect()
+    except Exception:
+        cluster.shutdown()
+        raise
 
 
 def _cassandra_health(ctx: Context) -> str:
+    """Up once it answers CQL. Before provisioning has replaced the default superuser, the
+    generated one's login is refused: Cassandra answered, which is all this checks."""
     import logging
+
+    from cassandra.cluster import NoHostAvailable
 
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
     try:
         cluster, session = cassandra_session(ctx.settings, timeout=2)
+    except NoHostAvailable as exc:
+        if provisioning.refused_login(exc):
+            return "Cassandra (its roles are not provisioned yet)"
+        raise Unhealthy(str(exc)[:200]) from exc
     except Exception as exc:
         raise Unhealthy(str(exc)[:200]) from exc
     try:

@@ -12,6 +12,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from include import names
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -161,8 +163,12 @@ class Settings:
         return f"http://{self.host}:{self.randomuser_port}"
 
 
+# Cassandra's passwords, one per role (include/names.py), by role name.
+CASSANDRA_PASSWORD_NAMES = {names.CASSANDRA_ADMIN_ROLE: "CASSANDRA_ADMIN_PASSWORD",
+                            names.CASSANDRA_STREAM_ROLE: "CASSANDRA_STREAM_PASSWORD",
+                            names.CASSANDRA_READER_ROLE: "CASSANDRA_READER_PASSWORD"}
 SECRET_NAMES = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
-                "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY")
+                "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", *CASSANDRA_PASSWORD_NAMES.values())
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -227,6 +233,7 @@ def ensure_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
         "AIRFLOW_FERNET_KEY": _fernet_key,
         "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),
         "AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
+        **{name: lambda: secrets.token_urlsafe(18) for name in CASSANDRA_PASSWORD_NAMES.values()},
     }
     created = False
     for name in SECRET_NAMES:

@@ -15,12 +15,13 @@ from typing import Any
 
 from confluent_kafka import Producer
 
+from include import names
 from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import encode, event_record, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from include.stream.job import SparkRuntime, StreamJobConfig
-from local_stack.settings import Settings
+from local_stack.settings import CASSANDRA_PASSWORD_NAMES, Settings, read_env_file
 
 FIRST_NAMES = ["Åse", "Zoë", "Nguyễn", "Léa", "John", "Али", "Mehmet", "Ana"]
 
@@ -115,7 +116,16 @@ def start_job(settings: Settings, config: StreamJobConfig, log_path: Path,
     log = log_path.open("w")
     return subprocess.Popen(runtime.command("local[2]", config),
                             stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, **runtime.env()}, start_new_session=True)
+                            env={**os.environ, **runtime.env(), **stream_job_login(settings)},
+                            start_new_session=True)
+
+
+def stream_job_login(settings: Settings) -> dict[str, str]:
+    """The stream job's Cassandra role, as the DAG's operator gives it (in the environment)."""
+    role = names.CASSANDRA_STREAM_ROLE
+    password = read_env_file(settings.secrets_file)[CASSANDRA_PASSWORD_NAMES[role]]
+    return {names.STREAM_CASSANDRA_USERNAME_ENV: role,
+            names.STREAM_CASSANDRA_PASSWORD_ENV: password}
 
 
 def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,

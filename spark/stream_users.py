@@ -23,8 +23,11 @@ available-now`); `--trigger processing-time` runs a long-lived query, which `--s
 ends once no message came for that long (and `--max-run-s` ends in any case), between two
 micro-batches. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
 
+The job logs in to Cassandra with the role in its environment (`USERSTREAM_CASSANDRA_USERNAME`
+and `_PASSWORD`, set by the launcher), never from its command line.
+
 This file runs inside the Spark runtime's Python, not Airflow's. Of `include` it imports only the
-record contract, which needs nothing beyond the standard library.
+names and the record contract, which need nothing beyond the standard library.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import sys
 import time
 import urllib.error
@@ -44,6 +48,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))  # for the record contract, the one shared rule
 
+from include import names  # noqa: E402
 from include.record_contract import (  # noqa: E402
     INT_RANGE,
     TIMESTAMP_MS_RANGE,
@@ -416,6 +421,17 @@ def quiet_batch_warnings(spark) -> None:
         jvm.org.apache.logging.log4j.Level.ERROR)
 
 
+def cassandra_login(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The connector's login settings from the environment (Spark redacts `*password*` settings
+    wherever it shows them); none when the launcher gave no role."""
+    environ = os.environ if environ is None else environ
+    username = environ.get(names.STREAM_CASSANDRA_USERNAME_ENV)
+    if not username:
+        return {}
+    return {"spark.cassandra.auth.username": username,
+            "spark.cassandra.auth.password": environ.get(names.STREAM_CASSANDRA_PASSWORD_ENV, "")}
+
+
 def run(args: argparse.Namespace) -> StreamReport:
     from pyspark.sql import SparkSession
 
@@ -425,6 +441,7 @@ def run(args: argparse.Namespace) -> StreamReport:
     spark = (SparkSession.builder.appName("userstream-stream-users")
              .config("spark.cassandra.connection.host", args.cassandra_host)
              .config("spark.cassandra.connection.port", str(args.cassandra_port))
+             .config(map=cassandra_login())
              .config("spark.sql.shuffle.partitions", "4")
              # Avro timestamps are proleptic Gregorian, as every writer of ours writes them: read
              # them as they are (the default refuses those before 1900 as ambiguous), and let the

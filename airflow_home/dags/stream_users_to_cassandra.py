@@ -64,7 +64,7 @@ def stream_users_to_cassandra():
     def ensure_cassandra_tables(params=None):
         from include.provisioning import apply_cql_with_hook
 
-        return apply_cql_with_hook(names.CASSANDRA_CONN_ID, keyspace=params["keyspace"])
+        return apply_cql_with_hook(names.CASSANDRA_ADMIN_CONN_ID, keyspace=params["keyspace"])
 
     run_stream_job = StreamUsersOperator(task_id=STREAM_TASK_ID)
 

@@ -16,8 +16,11 @@ def split_statements(text: str) -> list[str]:
 
 
 def statements(keyspace: str = names.CASSANDRA_KEYSPACE) -> list[str]:
-    """Every statement of every `NNNN_*.cql`, in order; all are idempotent (IF NOT EXISTS)."""
+    """Every statement of every `NNNN_*.cql`, in order; all are idempotent (IF NOT EXISTS, and
+    grants)."""
     if not keyspace.isidentifier():
         raise ValueError(f"keyspace {keyspace!r} is not a plain CQL identifier")
+    values = {"keyspace": keyspace, "stream_role": names.CASSANDRA_STREAM_ROLE,
+              "reader_role": names.CASSANDRA_READER_ROLE}
     return [stmt for path in sorted(CQL_DIR.glob("*.cql"))
-            for stmt in split_statements(Template(path.read_text()).substitute(keyspace=keyspace))]
+            for stmt in split_statements(Template(path.read_text()).substitute(values))]

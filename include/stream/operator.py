@@ -9,7 +9,12 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
 from include import names
-from include.connections import cassandra_endpoint, kafka_config, registry_url
+from include.connections import (
+    cassandra_endpoint,
+    kafka_config,
+    registry_url,
+    stream_job_login,
+)
 from include.dag_defaults import (
     STREAM_MAX_OFFSETS_PER_TRIGGER,
     STREAM_MAX_RUN_S,
@@ -38,7 +43,7 @@ def checkpoint_name(topic: str, keyspace: str) -> str:
 def stream_job_config(run_id: str, try_number: int, topic: str = names.USERS_TOPIC,
                       keyspace: str = names.CASSANDRA_KEYSPACE,
                       **overrides: Any) -> StreamJobConfig:
-    host, port = cassandra_endpoint()
+    host, port = cassandra_endpoint(names.CASSANDRA_STREAM_CONN_ID)
     return StreamJobConfig(
         bootstrap_servers=kafka_config()["bootstrap.servers"], registry_url=registry_url(),
         cassandra_host=host, cassandra_port=port, topic=topic, keyspace=keyspace,
@@ -72,6 +77,7 @@ class StreamUsersOperator(SparkSubmitOperator):
             trigger="processing-time" if idle_s > 0 else "available-now",
             stop_when_idle_s=idle_s, max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
         self.application_args = config.arguments()
+        self.env_vars = {**self.runtime.env(), **stream_job_login()}
         self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                       config.keyspace, config.checkpoint)
         super().execute(context)

@@ -10,7 +10,9 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from include import names
 from local_stack.services import cassandra_session
+from local_stack.stream_harness import stream_job_login
 
 JOB = Path(__file__).parent / "spark_jobs" / "kafka_to_cassandra_smoke.py"
 
@@ -33,9 +35,11 @@ def test_spark_job_reads_kafka_and_writes_cassandra(stack):
                     "{'class': 'SimpleStrategy', 'replication_factor': 1}")
     session.execute(f"CREATE TABLE {keyspace}.{table} "
                     "(id text PRIMARY KEY, body text, kafka_offset bigint)")
+    session.execute(f"GRANT MODIFY ON TABLE {keyspace}.{table} TO {names.CASSANDRA_STREAM_ROLE}")
     try:
         jars = ",".join(str(p) for p in s.spark_jars)
-        env = {**os.environ, "PYSPARK_PYTHON": str(s.spark_venv / "bin" / "python")}
+        env = {**os.environ, "PYSPARK_PYTHON": str(s.spark_venv / "bin" / "python"),
+               **stream_job_login(s)}
         result = subprocess.run(
             [str(s.spark_submit), "--master", "local[2]", "--jars", jars,
              "--conf", "spark.ui.enabled=false", str(JOB), s.kafka_bootstrap, topic, s.host,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import string
 from pathlib import Path
 
 import jsonschema
@@ -135,6 +136,25 @@ def test_postgres_runs_with_local_modes_server_settings():
 def _published(service: dict) -> list[str]:
     return [str(port) if not isinstance(port, dict) else port.get("host_ip", "") + ":"
             for port in service.get("ports", [])]
+
+
+def test_cassandra_requires_a_login_and_each_connection_has_its_role_in_both_modes():
+    from include import names
+
+    template = (ROOT / "local_stack" / "conf" / "cassandra.yaml").read_text()
+    local = yaml.safe_load(string.Template(template).safe_substitute(data_dir="/d"))
+    options = dict(option.removeprefix("-D").split("=", 1) for option in
+                   _environment(SERVICES["cassandra"])["JVM_EXTRA_OPTS"].split())
+    assert options["cassandra.config.allow_system_properties"] == "true"
+    for setting in ("authenticator", "authorizer"):
+        assert options[f"cassandra.settings.{setting}"] == local[setting]
+    assert local["authenticator"] == "PasswordAuthenticator"
+    assert local["authorizer"] == "CassandraAuthorizer"
+    airflow = _environment(SERVICES["airflow-scheduler"])
+    for conn_id, role in names.CASSANDRA_CONN_ROLES.items():
+        conn = json.loads(airflow[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert conn["login"] == role
+        assert re.fullmatch(r"\$\{CASSANDRA_\w+_PASSWORD\}", conn["password"]), conn
 
 
 def test_only_the_airflow_ui_is_published_by_default_and_every_port_on_loopback():

@@ -2,8 +2,10 @@
 
 Usage: spark-submit kafka_to_cassandra_smoke.py \
     BOOTSTRAP TOPIC CASSANDRA_HOST CASSANDRA_PORT KEYSPACE TABLE
+with the Cassandra login in USERSTREAM_CASSANDRA_USERNAME and USERSTREAM_CASSANDRA_PASSWORD.
 """
 
+import os
 import sys
 
 from pyspark.sql import SparkSession
@@ -13,6 +15,8 @@ bootstrap, topic, host, port, keyspace, table = sys.argv[1:7]
 spark = (SparkSession.builder.appName("userstream-jar-smoke")
          .config("spark.cassandra.connection.host", host)
          .config("spark.cassandra.connection.port", port)
+         .config("spark.cassandra.auth.username", os.environ["USERSTREAM_CASSANDRA_USERNAME"])
+         .config("spark.cassandra.auth.password", os.environ["USERSTREAM_CASSANDRA_PASSWORD"])
          .getOrCreate())
 messages = (spark.read.format("kafka")
             .option("kafka.bootstrap.servers", bootstrap)

@@ -1,0 +1,109 @@
+"""Every service refuses a client without credentials, and each of the pipeline's roles can do
+what its component needs and nothing more (issue: security). Run against the live stack, on
+scratch keyspaces."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from cassandra import Unauthorized
+from cassandra.cluster import Cluster, NoHostAvailable
+
+from include import names, provisioning
+from local_stack.services import cassandra_session
+
+USER_ROW = ("INSERT INTO {ks}.users (user_id, event_id, first_name) "
+            "VALUES (6f1c5f9e-4d6b-4a8e-9a59-2b0c7e1d3a01, 1, 'probe')")
+DEAD_LETTER_ROW = ("INSERT INTO {ks}.users_dead_letter (topic, kafka_partition, kafka_offset, "
+                   "error) VALUES ('t', 0, 1, 'probe')")
+
+
+@pytest.fixture(scope="module")
+def role_sessions(stack):
+    sessions = {}
+    for role in (names.CASSANDRA_STREAM_ROLE, names.CASSANDRA_READER_ROLE):
+        cluster, session = cassandra_session(stack.settings, timeout=30, role=role)
+        sessions[role] = session
+    yield sessions
+    for session in sessions.values():
+        session.cluster.shutdown()
+
+
+def _refused_login(settings, **login) -> Exception:
+    cluster = Cluster([settings.host], port=settings.cassandra_port, protocol_version=5,
+                      connect_timeout=10, **login)
+    try:
+        with pytest.raises(NoHostAvailable) as refused:
+            cluster.connect()
+    finally:
+        cluster.shutdown()
+    return refused.value
+
+
+def test_cassandra_refuses_anonymous_clients_and_its_default_superuser(stack):
+    from cassandra.auth import PlainTextAuthProvider
+
+    anonymous = _refused_login(stack.settings)
+    assert "requires authentication" in str(anonymous), anonymous
+    default = _refused_login(stack.settings, auth_provider=PlainTextAuthProvider(
+        *provisioning.DEFAULT_CASSANDRA_SUPERUSER))
+    assert provisioning.refused_login(default), default
+
+
+def test_no_role_of_the_pipeline_but_the_admin_is_a_superuser(stack):
+    cluster, session = cassandra_session(stack.settings, timeout=30)
+    try:
+        roles = {row.role: row.super for row in session.execute("LIST ROLES")}
+    finally:
+        cluster.shutdown()
+    assert roles[names.CASSANDRA_ADMIN_ROLE] is True
+    assert roles[names.CASSANDRA_STREAM_ROLE] is False
+    assert roles[names.CASSANDRA_READER_ROLE] is False
+    assert provisioning.DEFAULT_CASSANDRA_SUPERUSER[0] not in roles
+
+
+def test_the_stream_role_writes_the_two_tables_and_nothing_else(cassandra, role_sessions):
+    keyspace, admin = cassandra
+    stream = role_sessions[names.CASSANDRA_STREAM_ROLE]
+    stream.execute(USER_ROW.format(ks=keyspace))
+    stream.execute(DEAD_LETTER_ROW.format(ks=keyspace))
+    assert admin.execute(f"SELECT first_name FROM {keyspace}.users").one().first_name == "probe"
+    # MODIFY is Cassandra's one write permission: it includes DELETE and TRUNCATE.
+    for statement in (f"SELECT * FROM {keyspace}.users",
+                      f"DROP TABLE {keyspace}.users_dead_letter",
+                      f"ALTER TABLE {keyspace}.users ADD extra text",
+                      f"CREATE TABLE {keyspace}.other (id int PRIMARY KEY)",
+                      "CREATE KEYSPACE stream_role_probe WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}",
+                      f"CREATE ROLE probe_{uuid.uuid4().hex[:6]}"):
+        with pytest.raises(Unauthorized):
+            stream.execute(statement)
+            pytest.fail(f"the stream role may: {statement}")
+
+
+def test_the_reader_role_reads_and_cannot_write(cassandra, role_sessions):
+    keyspace, _ = cassandra
+    reader = role_sessions[names.CASSANDRA_READER_ROLE]
+    assert reader.execute(f"SELECT count(*) FROM {keyspace}.users_dead_letter").one() is not None
+    for statement in (USER_ROW.format(ks=keyspace), DEAD_LETTER_ROW.format(ks=keyspace),
+                      f"TRUNCATE {keyspace}.users", f"DROP KEYSPACE {keyspace}"):
+        with pytest.raises(Unauthorized):
+            reader.execute(statement)
+
+
+def test_a_keyspace_without_the_pipelines_grants_is_closed_to_its_roles(stack, role_sessions):
+    keyspace = f"ungranted_{uuid.uuid4().hex[:8]}"
+    cluster, admin = cassandra_session(stack.settings, timeout=30)
+    try:
+        admin.execute(f"CREATE KEYSPACE {keyspace} WITH replication = "
+                      "{'class': 'SimpleStrategy', 'replication_factor': 1}")
+        admin.execute(f"CREATE TABLE {keyspace}.users (user_id uuid PRIMARY KEY, "
+                      "event_id bigint, first_name text)")
+        with pytest.raises(Unauthorized):
+            role_sessions[names.CASSANDRA_STREAM_ROLE].execute(USER_ROW.format(ks=keyspace))
+        with pytest.raises(Unauthorized):
+            role_sessions[names.CASSANDRA_READER_ROLE].execute(f"SELECT * FROM {keyspace}.users")
+    finally:
+        admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
+        cluster.shutdown()
