@@ -14,7 +14,13 @@ REPLAY_DAG_ID: Final = "replay_user_events"
 ALL_DAG_IDS: Final = (*PIPELINE_DAG_IDS, RETENTION_DAG_ID, REPLAY_DAG_ID)
 
 # Airflow connection ids (provider defaults where the provider has one).
+# PostgreSQL, one connection per role: the provider's default owns the pipeline's schema
+# (provisioning, retention, replays); each hop and the status page have their own.
 POSTGRES_CONN_ID: Final = "postgres_default"
+POSTGRES_INGEST_CONN_ID: Final = "postgres_ingest"
+POSTGRES_RELAY_CONN_ID: Final = "postgres_relay"
+POSTGRES_STATUS_CONN_ID: Final = "postgres_status"
+POSTGRES_ADMIN_CONN_ID: Final = "postgres_admin"  # the superuser: compose's postgres-init only
 KAFKA_CONN_ID: Final = "kafka_default"
 SCHEMA_REGISTRY_CONN_ID: Final = "schema_registry"
 SPARK_CONN_ID: Final = "spark_default"
@@ -26,9 +32,21 @@ CASSANDRA_ADMIN_CONN_ID: Final = "cassandra_admin"
 RANDOMUSER_CONN_ID: Final = "randomuser_api"
 ALERTS_WEBHOOK_CONN_ID: Final = "alerts_webhook"
 
-# PostgreSQL
+# PostgreSQL: a database per system, and a login role per component, none of them a superuser.
 USERSTREAM_DATABASE: Final = "userstream"
+AIRFLOW_DATABASE: Final = "airflow"
+REGISTRY_DATABASE: Final = "registry"
 STAGING_SCHEMA: Final = "staging"
+POSTGRES_OWNER_ROLE: Final = "userstream_owner"  # the pipeline's schema: migrations, retention
+POSTGRES_INGEST_ROLE: Final = "userstream_ingest"  # writes staging and the outbox
+POSTGRES_RELAY_ROLE: Final = "userstream_relay"  # reads and marks the outbox
+POSTGRES_STATUS_ROLE: Final = "userstream_status"  # reads
+POSTGRES_AIRFLOW_ROLE: Final = "airflow"
+POSTGRES_REGISTRY_ROLE: Final = "registry"
+POSTGRES_DATABASE_OWNERS: Final = {USERSTREAM_DATABASE: POSTGRES_OWNER_ROLE,
+                                   AIRFLOW_DATABASE: POSTGRES_AIRFLOW_ROLE,
+                                   REGISTRY_DATABASE: POSTGRES_REGISTRY_ROLE}
+POSTGRES_PIPELINE_ROLES: Final = (POSTGRES_INGEST_ROLE, POSTGRES_RELAY_ROLE, POSTGRES_STATUS_ROLE)
 
 # Kafka and the schema registry
 USERS_TOPIC: Final = "users_created"
@@ -43,6 +61,17 @@ CASSANDRA_READER_ROLE: Final = "userstream_reader"
 CASSANDRA_CONN_ROLES: Final = {CASSANDRA_CONN_ID: CASSANDRA_READER_ROLE,
                                CASSANDRA_STREAM_CONN_ID: CASSANDRA_STREAM_ROLE,
                                CASSANDRA_ADMIN_CONN_ID: CASSANDRA_ADMIN_ROLE}
+POSTGRES_CONN_ROLES: Final = {POSTGRES_CONN_ID: POSTGRES_OWNER_ROLE,
+                              POSTGRES_INGEST_CONN_ID: POSTGRES_INGEST_ROLE,
+                              POSTGRES_RELAY_CONN_ID: POSTGRES_RELAY_ROLE,
+                              POSTGRES_STATUS_CONN_ID: POSTGRES_STATUS_ROLE}
+
+
+def postgres_password_setting(role: str) -> str:
+    """The generated secret (and compose's variable) that holds a PostgreSQL role's password."""
+    return f"POSTGRES_{role.upper()}_PASSWORD"
+
+
 # The stream job's Cassandra login reaches spark-submit in its environment, never on its command
 # line (which every local user can read).
 STREAM_CASSANDRA_USERNAME_ENV: Final = "USERSTREAM_CASSANDRA_USERNAME"

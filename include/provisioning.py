@@ -10,16 +10,22 @@ would hide an incident, so its task fails with a message that names the topic in
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from include import cql, names
+from include import sql as sql_files
 from include.record_contract import load_schema, table_columns
 from include.schema_registry import SchemaRegistryClient, SchemaRegistryError, load_schema_text
 
@@ -64,6 +70,117 @@ def _positive_int(environ: Mapping[str, str], setting: str, default: int) -> int
     return int(raw)
 
 
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of a password (what it stores; a client cannot log in
+    with it), so that the password itself is never sent in a statement the server could log."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    stored_key = hashlib.sha256(hmac.digest(salted, b"Client Key", "sha256")).digest()
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    encode = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{encode(salt)}${encode(stored_key)}:{encode(server_key)}"
+
+
+def ensure_postgres_roles(admin_conn: Any, passwords: Mapping[str, str]) -> list[str]:
+    """As a superuser (`admin_conn`, autocommit): every login role (the owner of each database
+    and the pipeline's hops and status) with its password from `passwords` (role -> password),
+    none a superuser; each database created for its owner, or handed to it; no database open to
+    PUBLIC, and the pipeline's roles allowed into the pipeline's. Returns the databases whose
+    objects must still be handed to their new owner (`hand_over_objects`)."""
+    from psycopg import sql
+
+    roles = [*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES]
+    existing = {row[0] for row in admin_conn.execute("SELECT rolname FROM pg_roles")}
+    for role in roles:
+        admin_conn.execute(sql.SQL(
+            "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+            "NOBYPASSRLS PASSWORD {}").format(
+                sql.SQL("ALTER" if role in existing else "CREATE"), sql.Identifier(role),
+                sql.Literal(scram_verifier(passwords[role]))))
+    owners = dict(admin_conn.execute(
+        "SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
+    handed = []
+    for database, owner in names.POSTGRES_DATABASE_OWNERS.items():
+        if database not in owners:
+            admin_conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(database), sql.Identifier(owner)))
+        elif owners[database] != owner:
+            admin_conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(database), sql.Identifier(owner)))
+            handed.append(database)
+        admin_conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
+            sql.Identifier(database)))
+    admin_conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+        sql.Identifier(names.USERSTREAM_DATABASE),
+        sql.SQL(", ").join(map(sql.Identifier, names.POSTGRES_PIPELINE_ROLES))))
+    return handed
+
+
+def hand_over_objects(admin_conn: Any, owner: str) -> int:
+    """As a superuser in a database that was handed to `owner` (a stack from before the
+    per-component roles): its schemas, tables, sequences, views, types and routines become
+    `owner`'s, so that it can migrate them. Returns how many objects changed hands."""
+    from psycopg import sql
+
+    new_owner = {"owner": owner}
+    statements = [
+        sql.SQL("ALTER {} {} OWNER TO {}").format(
+            sql.SQL(kind), sql.Identifier(*filter(None, (schema, name))), sql.Identifier(owner))
+        for kind, schema, name in admin_conn.execute(sql_files.load("roles/foreign_objects"),
+                                                     new_owner)]
+    statements += [
+        sql.SQL("ALTER ROUTINE {}({}) OWNER TO {}").format(
+            sql.Identifier(schema, name), sql.SQL(arguments), sql.Identifier(owner))
+        for schema, name, arguments in admin_conn.execute(
+            sql_files.load("roles/foreign_routines"), new_owner)]
+    for statement in statements:
+        admin_conn.execute(statement)
+    return len(statements)
+
+
+def provision_postgres_roles(connect: Callable[[str], Any],
+                             passwords: Mapping[str, str]) -> list[str]:
+    """ensure_postgres_roles(), then hand_over_objects() in each database that changed owner;
+    `connect(database)` opens an autocommit connection as a superuser. Returns what changed."""
+    with connect("postgres") as admin:
+        before = {row[0] for row in admin.execute("SELECT datname FROM pg_database")}
+        handed = ensure_postgres_roles(admin, passwords)
+    changes = [f"created database {database}"
+               for database in names.POSTGRES_DATABASE_OWNERS if database not in before]
+    for database in handed:
+        owner = names.POSTGRES_DATABASE_OWNERS[database]
+        with connect(database) as admin:
+            moved = hand_over_objects(admin, owner)
+        changes.append(f"handed database {database} and {moved} object(s) to {owner}")
+    return changes
+
+
+def provision_postgres_roles_with_connection(environ: Mapping[str, str] = os.environ
+                                            ) -> list[str]:
+    """provision_postgres_roles() as the superuser of the `postgres_admin` connection, each
+    role's password from its variable (`names.postgres_password_setting`): compose's
+    postgres-init, the only service that holds the superuser's password."""
+    import psycopg
+    from airflow.sdk import BaseHook
+
+    admin = BaseHook.get_connection(names.POSTGRES_ADMIN_CONN_ID)
+    roles = [*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES]
+    passwords = {role: environ[names.postgres_password_setting(role)] for role in roles}
+
+    def connect(database: str) -> Any:
+        return psycopg.connect(host=admin.host, port=admin.port or 5432, user=admin.login,
+                               password=admin.password, dbname=database, autocommit=True)
+
+    return provision_postgres_roles(connect, passwords)
+
+
+def grant_pipeline_roles(conn: Any) -> None:
+    """The pipeline roles' rights on the staging tables (`include/sql/roles/grants.sql`)."""
+    roles = {"ingest": names.POSTGRES_INGEST_ROLE, "relay": names.POSTGRES_RELAY_ROLE,
+             "status": names.POSTGRES_STATUS_ROLE}
+    conn.execute(Template(sql_files.load("roles/grants")).substitute(roles))
+
+
 def migrate_postgres(conn: Any) -> list[str]:
     """Runs each `include/sql/migrations/NNNN_*.sql` once, in order, each in its own transaction
     (`conn`: a psycopg connection in autocommit mode). Returns the versions applied now."""
@@ -79,6 +196,7 @@ def migrate_postgres(conn: Any) -> list[str]:
             conn.execute("INSERT INTO public.schema_migrations (version) VALUES (%s)",
                          (path.stem,))
         applied.append(path.stem)
+    grant_pipeline_roles(conn)
     return applied
 
 
@@ -381,8 +499,14 @@ def ensure_cassandra_roles_with_connections() -> list[str]:
         passwords)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`python -m include.provisioning`: every schema; `... postgres-roles`: the PostgreSQL
+    roles and databases only (compose's postgres-init, before the registry and Airflow)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if (argv if argv is not None else sys.argv[1:]) == ["postgres-roles"]:
+        for change in provision_postgres_roles_with_connection() or ["nothing to change"]:
+            log.info("postgres: %s", change)
+        return 0
     log.info("userstream provisioned: %s", provision_with_connections().describe())
     if not os.environ.get(ALERTS_WEBHOOK_SETTING):
         log.warning("%s is not set: alerts go nowhere but the task logs. Set it to a webhook "

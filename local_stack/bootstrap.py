@@ -5,20 +5,16 @@ DAGs use too."""
 from __future__ import annotations
 
 from include import names, provisioning
-from local_stack.environment import AIRFLOW_DATABASE, REGISTRY_DATABASE
 from local_stack.services import Context, cassandra_session, pg_connect
-from local_stack.settings import CASSANDRA_PASSWORD_NAMES
+from local_stack.settings import CASSANDRA_PASSWORD_NAMES, POSTGRES_PASSWORD_NAMES
 
 
 def ensure_databases(ctx: Context) -> list[str]:
-    created = []
-    with pg_connect(ctx) as conn:
-        existing = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
-        for database in (names.USERSTREAM_DATABASE, AIRFLOW_DATABASE, REGISTRY_DATABASE):
-            if database not in existing:
-                conn.execute(f'CREATE DATABASE "{database}"')
-                created.append(database)
-    return created
+    """The PostgreSQL login roles and their databases, as the superuser; a database that had
+    another owner (a state folder from before the roles) is handed over with its objects."""
+    return provisioning.provision_postgres_roles(
+        lambda database: pg_connect(ctx, database),
+        {role: ctx.secret[name] for role, name in POSTGRES_PASSWORD_NAMES.items()})
 
 
 def ensure_cassandra_roles(ctx: Context) -> list[str]:
@@ -34,7 +30,7 @@ def ensure_cassandra_roles(ctx: Context) -> list[str]:
 def provision(ctx: Context) -> provisioning.Provisioned:
     cluster, session = cassandra_session(ctx.settings, timeout=10)
     try:
-        with pg_connect(ctx, names.USERSTREAM_DATABASE) as conn:
+        with pg_connect(ctx, names.USERSTREAM_DATABASE, role=names.POSTGRES_OWNER_ROLE) as conn:
             return provisioning.provision(
                 conn, {"bootstrap.servers": ctx.settings.kafka_bootstrap}, session,
                 ctx.settings.registry_url, provisioning.TopicSpec.from_env(environ=ctx.env))

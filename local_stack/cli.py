@@ -117,9 +117,8 @@ def up(settings: Settings) -> int:
     by_name = {service.name: service for service in services}
     start_service(by_name["postgres"], ctx)
     wait_healthy([by_name["postgres"]], ctx)
-    created = bootstrap.ensure_databases(ctx)
-    if created:
-        _say(f"  created databases: {', '.join(created)}")
+    for change in bootstrap.ensure_databases(ctx):
+        _say(f"  postgres: {change}")
 
     airflow = [s for s in services if s.name.startswith("airflow-")]
     others = [s for s in services if s.name != "postgres" and s not in airflow]
@@ -227,7 +226,8 @@ def _pipeline_status(ctx: Context) -> pipeline_status.PipelineStatus:
         return runs
 
     return pipeline_status.gather(
-        pg_connect=lambda: services.pg_connect(ctx, "userstream"),
+        pg_connect=lambda: services.pg_connect(ctx, names.USERSTREAM_DATABASE,
+                                               role=names.POSTGRES_STATUS_ROLE),
         cassandra_session=lambda: services.cassandra_session(
             settings, timeout=3, role=names.CASSANDRA_READER_ROLE),
         kafka_config={"bootstrap.servers": settings.kafka_bootstrap},

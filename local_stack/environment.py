@@ -15,14 +15,14 @@ from urllib.parse import quote
 from include import names
 from local_stack.settings import (
     CASSANDRA_PASSWORD_NAMES,
+    POSTGRES_PASSWORD_NAMES,
     PROJECT_ROOT,
     Settings,
     write_env_file,
 )
 
+# PostgreSQL's superuser: only `up` (roles, databases) and the tests use it.
 POSTGRES_USER = "userstream"
-AIRFLOW_DATABASE = "airflow"
-REGISTRY_DATABASE = "registry"
 AIRFLOW_ADMIN_USER = "admin"
 
 
@@ -31,7 +31,6 @@ def _conn(conn_type: str, **fields: object) -> str:
 
 
 def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
-    password = secret["POSTGRES_PASSWORD"]
     randomuser = (
         _conn("http", host=settings.host, port=settings.randomuser_port, schema="http")
         if settings.source == "local"
@@ -39,10 +38,11 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
     )
     spark_submit = str(settings.spark_submit)
     return {
-        "AIRFLOW_CONN_" + names.POSTGRES_CONN_ID.upper(): _conn(
-            "postgres", host=settings.host, port=settings.postgres_port, login=POSTGRES_USER,
-            password=password, schema=names.USERSTREAM_DATABASE,
-        ),
+        **{"AIRFLOW_CONN_" + conn_id.upper(): _conn(
+            "postgres", host=settings.host, port=settings.postgres_port, login=role,
+            password=secret.get(POSTGRES_PASSWORD_NAMES[role], ""),
+            schema=names.USERSTREAM_DATABASE,
+        ) for conn_id, role in names.POSTGRES_CONN_ROLES.items()},
         "AIRFLOW_CONN_" + names.KAFKA_CONN_ID.upper(): _conn(
             "kafka", extra={"bootstrap.servers": settings.kafka_bootstrap},
         ),
@@ -84,10 +84,11 @@ def cassandra_connections(settings: Settings, secret: dict[str, str]) -> dict[st
 
 
 def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
-    password = quote(secret["POSTGRES_PASSWORD"], safe="")
+    role = names.POSTGRES_AIRFLOW_ROLE
+    password = quote(secret.get(POSTGRES_PASSWORD_NAMES[role], ""), safe="")
     airflow_state = settings.state_dir / "airflow"
-    db = (f"postgresql+psycopg2://{POSTGRES_USER}:{password}@{settings.host}:"
-          f"{settings.postgres_port}/{AIRFLOW_DATABASE}")
+    db = (f"postgresql+psycopg2://{role}:{password}@{settings.host}:"
+          f"{settings.postgres_port}/{names.AIRFLOW_DATABASE}")
     return {
         "AIRFLOW_HOME": str(PROJECT_ROOT / "airflow_home"),
         # The generated airflow.cfg lives in the state folder so airflow_home/ stays clean.

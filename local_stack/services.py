@@ -21,10 +21,10 @@ from local_stack import installer
 from local_stack.environment import (
     AIRFLOW_ADMIN_USER,
     POSTGRES_USER,
-    REGISTRY_DATABASE,
 )
 from local_stack.settings import (
     CASSANDRA_PASSWORD_NAMES,
+    POSTGRES_PASSWORD_NAMES,
     PROJECT_ROOT,
     Settings,
     read_env_file,
@@ -166,26 +166,30 @@ def _postgres_command(ctx: Context) -> list[str]:
     ])
 
 
-def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 15):
+def pg_connect(ctx: Context, database: str = "postgres", timeout: int = 15,
+               role: str = POSTGRES_USER):
+    """A connection as `role` (default: the superuser, for `up` and the tests)."""
     # Generous: a busy 2-core machine (a Spark run, compaction) can take seconds to accept.
     import psycopg
 
+    secret = "POSTGRES_PASSWORD" if role == POSTGRES_USER else POSTGRES_PASSWORD_NAMES[role]
     return psycopg.connect(host=ctx.settings.host, port=ctx.settings.postgres_port,
-                           user=POSTGRES_USER, password=ctx.secret["POSTGRES_PASSWORD"],
+                           user=role, password=ctx.secret[secret],
                            dbname=database, connect_timeout=timeout, autocommit=True)
 
 
 @contextmanager
 def scratch_database(ctx: Context, prefix: str = "userstream_scratch") -> Iterator[str]:
-    """A fresh database migrated like `userstream`, dropped on exit: tests and benchmarks stage
-    and relay there, never in the pipeline's own outbox."""
+    """A fresh database owned and migrated like `userstream`, dropped on exit: tests and
+    benchmarks stage and relay there, never in the pipeline's own outbox."""
     from include.provisioning import migrate_postgres
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    owner = names.POSTGRES_OWNER_ROLE
     with pg_connect(ctx) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
     try:
-        with pg_connect(ctx, name) as conn:
+        with pg_connect(ctx, name, role=owner) as conn:
             migrate_postgres(conn)
         yield name
     finally:
@@ -268,9 +272,10 @@ def _registry_env(ctx: Context) -> dict[str, str]:
         "APICURIO_STORAGE_KIND": "sql",
         "APICURIO_STORAGE_SQL_KIND": "postgresql",
         "APICURIO_DATASOURCE_URL":
-            f"jdbc:postgresql://{s.host}:{s.postgres_port}/{REGISTRY_DATABASE}",
-        "APICURIO_DATASOURCE_USERNAME": POSTGRES_USER,
-        "APICURIO_DATASOURCE_PASSWORD": ctx.secret["POSTGRES_PASSWORD"],
+            f"jdbc:postgresql://{s.host}:{s.postgres_port}/{names.REGISTRY_DATABASE}",
+        "APICURIO_DATASOURCE_USERNAME": names.POSTGRES_REGISTRY_ROLE,
+        "APICURIO_DATASOURCE_PASSWORD":
+            ctx.secret[POSTGRES_PASSWORD_NAMES[names.POSTGRES_REGISTRY_ROLE]],
         "QUARKUS_LOG_LEVEL": "WARN",
         "QUARKUS_LOG_CATEGORY__IO_APICURIO__LEVEL": "INFO",
     }

@@ -26,7 +26,7 @@ def _pg_connect():
 
     from include import names
 
-    conn = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID).get_conn()
+    conn = PostgresHook(postgres_conn_id=names.POSTGRES_STATUS_CONN_ID).get_conn()
     conn.autocommit = True
     return conn
 

@@ -22,7 +22,7 @@ def run_ingest_window(dag_id: str, window_start: datetime | None, window_end: da
             "ingest windows come from the schedule, a backfill, or a run with a logical date")
     window = IngestWindow(dag_id, window_start, window_end)
     client = RandomUserClient(HttpHook(method="GET", http_conn_id=names.RANDOMUSER_CONN_ID))
-    conn = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID).get_conn()
+    conn = PostgresHook(postgres_conn_id=names.POSTGRES_INGEST_CONN_ID).get_conn()
     try:
         return ingest_window(window, client, conn, users_per_window=users, nat=nat or None)
     finally:

@@ -43,7 +43,7 @@ def run_relay(batch_size: int = RELAY_BATCH_SIZE, topic: str = names.USERS_TOPIC
     max_message_bytes = topic_max_message_bytes(kafka_config(), topic)
     schema_id = schema_id_for(registry_url())
     producer = RelayProducerHook().get_producer()
-    hook = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID, database=database or None)
+    hook = PostgresHook(postgres_conn_id=names.POSTGRES_RELAY_CONN_ID, database=database or None)
     with closing(hook.get_conn()) as conn:
         return relay_pending(conn, producer, topic, schema_id, load_parsed_schema(),
                              batch_size=batch_size, max_message_bytes=max_message_bytes)

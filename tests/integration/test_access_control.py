@@ -23,8 +23,7 @@ DEAD_LETTER_ROW = ("INSERT INTO {ks}.users_dead_letter (topic, kafka_partition, 
 def role_sessions(stack):
     sessions = {}
     for role in (names.CASSANDRA_STREAM_ROLE, names.CASSANDRA_READER_ROLE):
-        cluster, session = cassandra_session(stack.settings, timeout=30, role=role)
-        sessions[role] = session
+        sessions[role] = cassandra_session(stack.settings, timeout=30, role=role)[1]
     yield sessions
     for session in sessions.values():
         session.cluster.shutdown()
@@ -107,3 +106,84 @@ def test_a_keyspace_without_the_pipelines_grants_is_closed_to_its_roles(stack, r
     finally:
         admin.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=120)
         cluster.shutdown()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------
+
+# What each role may do to the staging tables; every other table privilege is refused.
+ALLOWED = {
+    names.POSTGRES_INGEST_ROLE: {(table, right) for table in
+                                 ("users", "users_raw", "rejected_users", "user_events")
+                                 for right in ("SELECT", "INSERT", "UPDATE")},
+    names.POSTGRES_RELAY_ROLE: {("user_events", "SELECT"), ("user_events", "UPDATE")},
+    names.POSTGRES_STATUS_ROLE: {(table, "SELECT") for table in
+                                 ("users", "users_raw", "rejected_users", "user_events")},
+}
+KEYS = {"users": "user_id", "users_raw": "id", "rejected_users": "id", "user_events": "id"}
+STATEMENTS = {
+    "SELECT": "SELECT 1 FROM staging.{table} LIMIT 0",
+    "INSERT": "INSERT INTO staging.{table} SELECT * FROM staging.{table} WHERE false",
+    "UPDATE": "UPDATE staging.{table} SET {key} = {key} WHERE false",
+    "DELETE": "DELETE FROM staging.{table} WHERE false",
+    "TRUNCATE": "TRUNCATE staging.{table}",
+}
+
+
+def test_postgres_login_roles_use_scram_and_only_the_bootstrap_role_is_a_superuser(stack):
+    from local_stack.environment import POSTGRES_USER
+    from local_stack.services import pg_connect
+
+    with pg_connect(stack) as admin:
+        roles = admin.execute("SELECT rolname, rolsuper, rolcreaterole, rolcreatedb, "
+                              "rolpassword FROM pg_authid WHERE rolcanlogin").fetchall()
+    by_name = {name: (superuser, createrole, createdb, password)
+               for name, superuser, createrole, createdb, password in roles}
+    expected = {*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES}
+    assert expected <= set(by_name)
+    for name, (superuser, createrole, createdb, password) in by_name.items():
+        assert password.startswith("SCRAM-SHA-256$"), name
+        if name != POSTGRES_USER:
+            assert not (superuser or createrole or createdb), name
+
+
+def test_each_database_admits_only_its_own_roles(stack):
+    import psycopg
+
+    from local_stack.services import pg_connect
+
+    admitted = {names.AIRFLOW_DATABASE: {names.POSTGRES_AIRFLOW_ROLE},
+                names.REGISTRY_DATABASE: {names.POSTGRES_REGISTRY_ROLE},
+                names.USERSTREAM_DATABASE: {names.POSTGRES_OWNER_ROLE,
+                                            *names.POSTGRES_PIPELINE_ROLES}}
+    roles = set().union(*admitted.values())
+    for database, allowed in admitted.items():
+        for role in roles:
+            if role in allowed:
+                pg_connect(stack, database, role=role).close()
+                continue
+            with pytest.raises(psycopg.OperationalError, match="permission denied"):
+                pg_connect(stack, database, role=role).close()
+
+
+@pytest.mark.parametrize("role", sorted(ALLOWED))
+def test_each_pipeline_role_has_only_its_rights_on_the_staging_tables(stack, scratch_db, role):
+    import psycopg
+
+    from local_stack.services import pg_connect
+
+    with pg_connect(stack, scratch_db, role=role) as conn:
+        for table in ("users", "users_raw", "rejected_users", "user_events"):
+            for right, statement in STATEMENTS.items():
+                sql = statement.format(table=table, key=KEYS[table])
+                if (table, right) in ALLOWED[role]:
+                    conn.execute(sql)
+                    continue
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(sql)
+                    pytest.fail(f"{role} may {right} staging.{table}")
+        for statement in ("CREATE TABLE staging.probe (id int)", "DROP TABLE staging.users",
+                          "ALTER TABLE staging.user_events ADD COLUMN probe int",
+                          "CREATE SCHEMA probe"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+                pytest.fail(f"{role} may: {statement}")

@@ -157,6 +157,28 @@ def test_cassandra_requires_a_login_and_each_connection_has_its_role_in_both_mod
         assert re.fullmatch(r"\$\{CASSANDRA_\w+_PASSWORD\}", conn["password"]), conn
 
 
+def test_only_postgres_init_holds_the_postgres_superuser_and_each_connection_has_its_role():
+    from include import names
+
+    holders = {name for name, service in SERVICES.items()
+               if "${POSTGRES_PASSWORD}" in json.dumps(service.get("environment") or {})}
+    assert holders == {"postgres", "postgres-init"}, holders
+    init = _environment(SERVICES["postgres-init"])
+    for role in (*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES):
+        setting = names.postgres_password_setting(role)
+        assert init[setting] == f"${{{setting}}}", setting
+    airflow = _environment(SERVICES["airflow-scheduler"])
+    for conn_id, role in names.POSTGRES_CONN_ROLES.items():
+        conn = json.loads(airflow[f"AIRFLOW_CONN_{conn_id.upper()}"])
+        assert conn["login"] == role
+        assert conn["password"] == f"${{{names.postgres_password_setting(role)}}}"
+    assert airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith(
+        f"postgresql+psycopg2://{names.POSTGRES_AIRFLOW_ROLE}:"
+        f"${{{names.postgres_password_setting(names.POSTGRES_AIRFLOW_ROLE)}}}@")
+    registry = _environment(SERVICES["schema-registry"])
+    assert registry["APICURIO_DATASOURCE_USERNAME"] == names.POSTGRES_REGISTRY_ROLE
+
+
 def test_only_the_airflow_ui_is_published_by_default_and_every_port_on_loopback():
     default = {name for name, service in SERVICES.items()
                if service.get("ports") and not service.get("profiles")}
