@@ -1,6 +1,6 @@
-"""Local mode's part of provisioning: the PostgreSQL databases (the pipeline's, Airflow's, the
-registry's), then every schema through `include.provisioning`, the module compose's init and the
-DAGs use too."""
+"""Local mode's part of provisioning, with the state folder's secrets: the PostgreSQL roles and
+databases (the pipeline's, Airflow's, the registry's) and Cassandra's roles, then every schema,
+all through `include.provisioning`, the module compose's init and the DAGs use too."""
 
 from __future__ import annotations
 
