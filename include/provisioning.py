@@ -81,12 +81,11 @@ def scram_verifier(password: str, iterations: int = 4096) -> str:
     return f"SCRAM-SHA-256${iterations}:{encode(salt)}${encode(stored_key)}:{encode(server_key)}"
 
 
-def ensure_postgres_roles(admin_conn: Any, passwords: Mapping[str, str]) -> list[str]:
+def ensure_postgres_roles(admin_conn: Any, passwords: Mapping[str, str]) -> None:
     """As a superuser (`admin_conn`, autocommit): every login role (the owner of each database
     and the pipeline's hops and status) with its password from `passwords` (role -> password),
     none a superuser; each database created for its owner, or handed to it; no database open to
-    PUBLIC, and the pipeline's roles allowed into the pipeline's. Returns the databases whose
-    objects must still be handed to their new owner (`hand_over_objects`)."""
+    PUBLIC, and the pipeline's roles allowed into the pipeline's."""
     from psycopg import sql
 
     roles = [*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES]
@@ -99,7 +98,6 @@ def ensure_postgres_roles(admin_conn: Any, passwords: Mapping[str, str]) -> list
                 sql.Literal(scram_verifier(passwords[role]))))
     owners = dict(admin_conn.execute(
         "SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
-    handed = []
     for database, owner in names.POSTGRES_DATABASE_OWNERS.items():
         if database not in owners:
             admin_conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(
@@ -107,18 +105,16 @@ def ensure_postgres_roles(admin_conn: Any, passwords: Mapping[str, str]) -> list
         elif owners[database] != owner:
             admin_conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
                 sql.Identifier(database), sql.Identifier(owner)))
-            handed.append(database)
         admin_conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(
             sql.Identifier(database)))
     admin_conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
         sql.Identifier(names.USERSTREAM_DATABASE),
         sql.SQL(", ").join(map(sql.Identifier, names.POSTGRES_PIPELINE_ROLES))))
-    return handed
 
 
 def hand_over_objects(admin_conn: Any, owner: str) -> int:
-    """As a superuser in a database that was handed to `owner` (a stack from before the
-    per-component roles): its schemas, tables, sequences, views, types and routines become
+    """As a superuser in a database of `owner`: its schemas, tables, sequences, views, types and
+    routines that someone else owns (a stack from before the per-component roles) become
     `owner`'s, so that it can migrate them. Returns how many objects changed hands."""
     from psycopg import sql
 
@@ -140,18 +136,18 @@ def hand_over_objects(admin_conn: Any, owner: str) -> int:
 
 def provision_postgres_roles(connect: Callable[[str], Any],
                              passwords: Mapping[str, str]) -> list[str]:
-    """ensure_postgres_roles(), then hand_over_objects() in each database that changed owner;
-    `connect(database)` opens an autocommit connection as a superuser. Returns what changed."""
+    """ensure_postgres_roles(), then hand_over_objects() in each database (each run, so a run
+    cut short is completed by the next); `connect(database)` opens an autocommit connection as
+    a superuser. Returns what changed."""
     with connect("postgres") as admin:
         before = {row[0] for row in admin.execute("SELECT datname FROM pg_database")}
-        handed = ensure_postgres_roles(admin, passwords)
+        ensure_postgres_roles(admin, passwords)
     changes = [f"created database {database}"
                for database in names.POSTGRES_DATABASE_OWNERS if database not in before]
-    for database in handed:
-        owner = names.POSTGRES_DATABASE_OWNERS[database]
+    for database, owner in names.POSTGRES_DATABASE_OWNERS.items():
         with connect(database) as admin:
-            moved = hand_over_objects(admin, owner)
-        changes.append(f"handed database {database} and {moved} object(s) to {owner}")
+            if moved := hand_over_objects(admin, owner):
+                changes.append(f"handed {moved} object(s) of database {database} to {owner}")
     return changes
 
 

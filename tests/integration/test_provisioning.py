@@ -10,6 +10,7 @@ import pytest
 from airflow.exceptions import AirflowFailException
 from confluent_kafka.admin import AdminClient
 
+from include import names
 from include.provisioning import (
     MIGRATIONS_DIR,
     SUBJECT_COMPATIBILITY,
@@ -17,6 +18,7 @@ from include.provisioning import (
     TopicSpec,
     apply_cql,
     ensure_topic,
+    hand_over_objects,
     migrate_postgres,
     register_subject,
     topic_config,
@@ -24,6 +26,41 @@ from include.provisioning import (
 from include.relay.task import run_relay
 from include.schema_registry import SchemaRegistryClient
 from local_stack.services import cassandra_session, pg_connect
+
+
+def test_a_database_from_before_the_roles_is_handed_to_its_owner_with_every_object(stack):
+    """The upgrade path of a state folder whose objects the superuser owns: afterwards the
+    owner can migrate them, and a second pass has nothing to do."""
+    database = f"handover_{uuid.uuid4().hex[:8]}"
+    owner = names.POSTGRES_OWNER_ROLE
+    with pg_connect(stack) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    try:
+        with pg_connect(stack, database) as conn:
+            migrate_postgres(conn)
+            conn.execute("CREATE TYPE staging.mood AS ENUM ('ok'); "
+                         "CREATE VIEW staging.recent AS SELECT id FROM staging.user_events; "
+                         "CREATE FUNCTION staging.two() RETURNS int LANGUAGE sql AS 'SELECT 2'; "
+                         "CREATE TABLE public.legacy (id serial PRIMARY KEY)")
+            conn.execute(f'ALTER DATABASE "{database}" OWNER TO {owner}')
+            moved = hand_over_objects(conn, owner)
+            assert hand_over_objects(conn, owner) == 0
+            foreign = conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname IN ('staging', 'public') AND pg_get_userbyid(c.relowner) <> %s",
+                (owner,)).fetchall()
+        assert moved >= 8 and not foreign, (moved, foreign)
+        with pg_connect(stack, database, role=owner) as conn:
+            conn.execute("ALTER TABLE staging.user_events ADD COLUMN probe int")
+            # ALTER, not DROP: the owner of a schema may drop any object in it, but only an
+            # object's owner may change it.
+            conn.execute("ALTER VIEW staging.recent RENAME TO recent_ids; "
+                         "ALTER FUNCTION staging.two() RENAME TO second; "
+                         "ALTER TYPE staging.mood ADD VALUE 'fine'; "
+                         "ALTER TABLE public.legacy ADD COLUMN probe int")
+    finally:
+        with pg_connect(stack) as admin:
+            admin.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
 
 
 def test_postgres_migrations_apply_once(stack):
