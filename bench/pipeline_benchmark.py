@@ -45,7 +45,7 @@ from include import names
 from include.provisioning import TopicSpec, ensure_topic
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import make_context
-from local_stack.services import Context, cassandra_session, pg_connect
+from local_stack.services import Context, cassandra_session, kafka_client, pg_connect
 from local_stack.settings import PROJECT_ROOT, Settings
 from local_stack.stream_harness import spark_runtime, stream_job_login
 from ops.pipeline_status import count_rows
@@ -255,8 +255,8 @@ def tutorial_phase(ctx: Context, session, users: int) -> dict[str, Any]:
     for statement in filter(str.strip, cql.split(";")):
         session.execute(statement)
     session.execute(f"TRUNCATE {keyspace}.{table}")
-    ensure_topic({"bootstrap.servers": s.kafka_bootstrap}, TopicSpec.from_env(topic))
-    producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "acks": "1"})
+    ensure_topic(kafka_client(s), TopicSpec.from_env(topic))
+    producer = Producer({**kafka_client(s), "acks": "1"})
     http = requests.Session()
     started = time.time()
     for _ in range(users):

@@ -30,12 +30,12 @@ from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.cli import make_context
-from local_stack.services import pg_connect, scratch_database
+from local_stack.services import kafka_client, pg_connect, scratch_database
 from local_stack.settings import Settings
 
 
 def producer_performance(settings: Settings, topic: str, records: int, size: int) -> dict:
-    props = {**PRODUCER_SETTINGS, "bootstrap.servers": settings.kafka_bootstrap}
+    props = {**PRODUCER_SETTINGS, **kafka_client(settings)}
     props.pop("queue.buffering.max.messages")  # librdkafka-only setting
     props["batch.size"] = 1_000_000
     command = ["java", "-Xmx512m", "-cp", str(settings.jvm_dir / "kafka" / "lib" / "*"),
@@ -58,7 +58,7 @@ def main() -> None:
 
     s = ctx.settings
     hint = "make up SOURCE=local"
-    admin = {"bootstrap.servers": s.kafka_bootstrap}
+    admin = kafka_client(s)
     schema = load_parsed_schema()
     producer = Producer({**admin, **PRODUCER_SETTINGS})
     topic, perf_topic = (f"bench-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("relay", "perf"))

@@ -4,6 +4,7 @@ the stream job's login."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from include import names
@@ -31,10 +32,14 @@ def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int
     return (conn.host or "127.0.0.1").split(",")[0], int(conn.port or 9042)
 
 
-def stream_job_login(conn_id: str = names.CASSANDRA_STREAM_CONN_ID) -> dict[str, str]:
-    """The stream job's Cassandra login as the environment variables the job reads."""
+def stream_job_login() -> dict[str, str]:
+    """The stream job's Cassandra and Kafka logins, as the environment variables the job reads:
+    its Cassandra role, and its Kafka connection's security settings (librdkafka's names)."""
     from airflow.sdk import BaseHook
 
-    conn = BaseHook.get_connection(conn_id)
-    return {names.STREAM_CASSANDRA_USERNAME_ENV: conn.login or "",
-            names.STREAM_CASSANDRA_PASSWORD_ENV: conn.password or ""}
+    cassandra = BaseHook.get_connection(names.CASSANDRA_STREAM_CONN_ID)
+    security = {key: value for key, value in kafka_config(names.KAFKA_STREAM_CONN_ID).items()
+                if key.startswith(("security.", "sasl."))}
+    return {names.STREAM_CASSANDRA_USERNAME_ENV: cassandra.login or "",
+            names.STREAM_CASSANDRA_PASSWORD_ENV: cassandra.password or "",
+            names.STREAM_KAFKA_SECURITY_ENV: json.dumps(security)}

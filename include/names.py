@@ -21,7 +21,11 @@ POSTGRES_INGEST_CONN_ID: Final = "postgres_ingest"
 POSTGRES_RELAY_CONN_ID: Final = "postgres_relay"
 POSTGRES_STATUS_CONN_ID: Final = "postgres_status"
 POSTGRES_ADMIN_CONN_ID: Final = "postgres_admin"  # the superuser: compose's postgres-init only
+# Kafka, one connection per principal: the provider's default is the relay's.
 KAFKA_CONN_ID: Final = "kafka_default"
+KAFKA_STREAM_CONN_ID: Final = "kafka_stream"
+KAFKA_STATUS_CONN_ID: Final = "kafka_status"
+KAFKA_ADMIN_CONN_ID: Final = "kafka_admin"
 SCHEMA_REGISTRY_CONN_ID: Final = "schema_registry"
 SPARK_CONN_ID: Final = "spark_default"
 # Cassandra, one connection per role: the provider's default reads (landing check, pipeline
@@ -51,6 +55,19 @@ POSTGRES_PIPELINE_ROLES: Final = (POSTGRES_INGEST_ROLE, POSTGRES_RELAY_ROLE, POS
 # Kafka and the schema registry
 USERS_TOPIC: Final = "users_created"
 USERS_VALUE_SUBJECT: Final = f"{USERS_TOPIC}-value"
+# Kafka principals: the admin logs in with SASL/PLAIN (its credential sits in the broker's
+# config, so the broker can start and create the others), the rest with SCRAM-SHA-512.
+KAFKA_ADMIN_PRINCIPAL: Final = "userstream_admin"
+KAFKA_RELAY_PRINCIPAL: Final = "userstream_relay"
+KAFKA_STREAM_PRINCIPAL: Final = "userstream_stream"
+KAFKA_STATUS_PRINCIPAL: Final = "userstream_status"
+KAFKA_CONN_PRINCIPALS: Final = {KAFKA_CONN_ID: KAFKA_RELAY_PRINCIPAL,
+                                KAFKA_STREAM_CONN_ID: KAFKA_STREAM_PRINCIPAL,
+                                KAFKA_STATUS_CONN_ID: KAFKA_STATUS_PRINCIPAL,
+                                KAFKA_ADMIN_CONN_ID: KAFKA_ADMIN_PRINCIPAL}
+# The consumer groups: the stream job's (Spark's default prefix) and the pipeline page's.
+STREAM_GROUP_PREFIX: Final = "spark-kafka-source"
+PIPELINE_PAGE_GROUP: Final = "userstream-pipeline-page"
 
 # Cassandra: the keyspace and the roles (created by provisioning with generated passwords).
 CASSANDRA_KEYSPACE: Final = "userstream"
@@ -72,7 +89,8 @@ def postgres_password_setting(role: str) -> str:
     return f"POSTGRES_{role.upper()}_PASSWORD"
 
 
-# The stream job's Cassandra login reaches spark-submit in its environment, never on its command
-# line (which every local user can read).
+# The stream job's Cassandra and Kafka logins reach spark-submit in its environment, never on its
+# command line (which every local user can read).
 STREAM_CASSANDRA_USERNAME_ENV: Final = "USERSTREAM_CASSANDRA_USERNAME"
 STREAM_CASSANDRA_PASSWORD_ENV: Final = "USERSTREAM_CASSANDRA_PASSWORD"
+STREAM_KAFKA_SECURITY_ENV: Final = "USERSTREAM_KAFKA_SECURITY"  # librdkafka-named JSON settings

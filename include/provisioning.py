@@ -203,6 +203,7 @@ def ensure_topic(admin_config: dict[str, Any], topic: TopicSpec) -> bool:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(admin_config)
+    grant_topic_acls(admin, topic.name)
     if topic.name in admin.list_topics(timeout=15).topics:
         _set_topic_configs(admin, topic)
         return False
@@ -215,6 +216,78 @@ def ensure_topic(admin_config: dict[str, Any], topic: TopicSpec) -> bool:
         _set_topic_configs(admin, topic)
         return False
     return True
+
+
+def kafka_login(principal: str, password: str) -> dict[str, str]:
+    """librdkafka's settings to log in as one of the pipeline's principals: SCRAM-SHA-512, or
+    PLAIN for the admin (see `names.KAFKA_ADMIN_PRINCIPAL`)."""
+    mechanism = "PLAIN" if principal == names.KAFKA_ADMIN_PRINCIPAL else "SCRAM-SHA-512"
+    return {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+            "sasl.username": principal, "sasl.password": password}
+
+
+def ensure_kafka_principals(admin_config: dict[str, Any], passwords: Mapping[str, str],
+                            iterations: int = 8192) -> list[str]:
+    """The SCRAM-SHA-512 credentials of the pipeline's principals (relay, stream, status), set to
+    `passwords` (principal -> password) whether they existed or not. Returns their names."""
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    principals = [p for p in names.KAFKA_CONN_PRINCIPALS.values()
+                  if p != names.KAFKA_ADMIN_PRINCIPAL]
+    upserts = [UserScramCredentialUpsertion(
+        principal, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, iterations),
+        passwords[principal].encode()) for principal in principals]
+    for future in AdminClient(admin_config).alter_user_scram_credentials(upserts).values():
+        future.result(30)
+    return principals
+
+
+def topic_acls(topic: str) -> list[Any]:
+    """What each principal may do with a topic of the pipeline: the relay writes it, the stream
+    job and the pipeline page read it (each with its consumer group), and nothing else."""
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    def allow(principal: str, operation: Any, kind: Any = ResourceType.TOPIC, name: str = topic,
+              pattern: Any = ResourcePatternType.LITERAL) -> Any:
+        return AclBinding(kind, name, pattern, f"User:{principal}", "*", operation,
+                          AclPermissionType.ALLOW)
+
+    relay, stream, status = (names.KAFKA_RELAY_PRINCIPAL, names.KAFKA_STREAM_PRINCIPAL,
+                             names.KAFKA_STATUS_PRINCIPAL)
+    return [
+        allow(relay, AclOperation.WRITE), allow(relay, AclOperation.DESCRIBE),
+        allow(relay, AclOperation.DESCRIBE_CONFIGS),
+        allow(stream, AclOperation.READ), allow(stream, AclOperation.DESCRIBE),
+        allow(stream, AclOperation.READ, ResourceType.GROUP, names.STREAM_GROUP_PREFIX,
+              ResourcePatternType.PREFIXED),
+        allow(status, AclOperation.READ), allow(status, AclOperation.DESCRIBE),
+        allow(status, AclOperation.READ, ResourceType.GROUP, names.PIPELINE_PAGE_GROUP),
+    ]
+
+
+def grant_topic_acls(admin: Any, topic: str) -> None:
+    """topic_acls() on the broker (creating an ACL that exists is a no-op). A broker without
+    an authorizer (docker compose's, for now) is left as it is."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    try:
+        for future in admin.create_acls(topic_acls(topic)).values():
+            future.result(30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.SECURITY_DISABLED:
+            raise
+        log.warning("the broker has no authorizer: topic %s is open to every client", topic)
 
 
 def _set_topic_configs(admin: Any, topic: TopicSpec) -> None:
@@ -470,7 +543,8 @@ def provision_with_connections() -> Provisioned:
     conn.autocommit = True
     cassandra = CassandraHook(cassandra_conn_id=names.CASSANDRA_ADMIN_CONN_ID)
     try:
-        return provision(conn, kafka_config(), cassandra.get_cluster().connect(),
+        return provision(conn, kafka_config(names.KAFKA_ADMIN_CONN_ID),
+                         cassandra.get_cluster().connect(),
                          registry_url())
     finally:
         conn.close()

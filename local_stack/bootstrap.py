@@ -5,8 +5,12 @@ all through `include.provisioning`, the module compose's init and the DAGs use t
 from __future__ import annotations
 
 from include import names, provisioning
-from local_stack.services import Context, cassandra_session, pg_connect
-from local_stack.settings import CASSANDRA_PASSWORD_NAMES, POSTGRES_PASSWORD_NAMES
+from local_stack.services import Context, cassandra_session, kafka_client, pg_connect
+from local_stack.settings import (
+    CASSANDRA_PASSWORD_NAMES,
+    KAFKA_PASSWORD_NAMES,
+    POSTGRES_PASSWORD_NAMES,
+)
 
 
 def ensure_databases(ctx: Context) -> list[str]:
@@ -27,12 +31,19 @@ def ensure_cassandra_roles(ctx: Context) -> list[str]:
         connect, {role: ctx.secret[name] for role, name in CASSANDRA_PASSWORD_NAMES.items()})
 
 
+def ensure_kafka_principals(ctx: Context) -> list[str]:
+    """The SCRAM credentials of the pipeline's Kafka principals, as the admin."""
+    return provisioning.ensure_kafka_principals(
+        kafka_client(ctx.settings),
+        {principal: ctx.secret[name] for principal, name in KAFKA_PASSWORD_NAMES.items()})
+
+
 def provision(ctx: Context) -> provisioning.Provisioned:
     cluster, session = cassandra_session(ctx.settings, timeout=10)
     try:
         with pg_connect(ctx, names.USERSTREAM_DATABASE, role=names.POSTGRES_OWNER_ROLE) as conn:
             return provisioning.provision(
-                conn, {"bootstrap.servers": ctx.settings.kafka_bootstrap}, session,
+                conn, kafka_client(ctx.settings), session,
                 ctx.settings.registry_url, provisioning.TopicSpec.from_env(environ=ctx.env))
     finally:
         cluster.shutdown()

@@ -138,6 +138,7 @@ def up(settings: Settings) -> int:
 
     for change in bootstrap.ensure_cassandra_roles(ctx):
         _say(f"  cassandra: {change}")
+    bootstrap.ensure_kafka_principals(ctx)
     _say(f"  provisioned: {bootstrap.provision(ctx).describe()}")
     write_client_env(settings, ctx.secret)
     _source_marker(settings).write_text(settings.source)
@@ -230,7 +231,7 @@ def _pipeline_status(ctx: Context) -> pipeline_status.PipelineStatus:
                                                role=names.POSTGRES_STATUS_ROLE),
         cassandra_session=lambda: services.cassandra_session(
             settings, timeout=3, role=names.CASSANDRA_READER_ROLE),
-        kafka_config={"bootstrap.servers": settings.kafka_bootstrap},
+        kafka_config=services.kafka_client(settings, names.KAFKA_STATUS_PRINCIPAL),
         checkpoint=settings.checkpoint_dir / CHECKPOINT_NAME,
         last_runs=last_runs)
 

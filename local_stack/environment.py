@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 from urllib.parse import quote
 
-from include import names
+from include import names, provisioning
 from local_stack.settings import (
     CASSANDRA_PASSWORD_NAMES,
+    KAFKA_PASSWORD_NAMES,
     POSTGRES_PASSWORD_NAMES,
     PROJECT_ROOT,
     Settings,
@@ -43,9 +44,11 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
             password=secret.get(POSTGRES_PASSWORD_NAMES[role], ""),
             schema=names.USERSTREAM_DATABASE,
         ) for conn_id, role in names.POSTGRES_CONN_ROLES.items()},
-        "AIRFLOW_CONN_" + names.KAFKA_CONN_ID.upper(): _conn(
-            "kafka", extra={"bootstrap.servers": settings.kafka_bootstrap},
-        ),
+        **{"AIRFLOW_CONN_" + conn_id.upper(): _conn("kafka", extra={
+            "bootstrap.servers": settings.kafka_bootstrap,
+            **provisioning.kafka_login(principal,
+                                       secret.get(KAFKA_PASSWORD_NAMES[principal], ""))})
+           for conn_id, principal in names.KAFKA_CONN_PRINCIPALS.items()},
         "AIRFLOW_CONN_" + names.SCHEMA_REGISTRY_CONN_ID.upper(): _conn(
             "http", host=settings.host, port=settings.registry_port, schema="http",
             extra={"path": "/apis/ccompat/v7"},

@@ -24,6 +24,7 @@ from local_stack.environment import (
 )
 from local_stack.settings import (
     CASSANDRA_PASSWORD_NAMES,
+    KAFKA_PASSWORD_NAMES,
     POSTGRES_PASSWORD_NAMES,
     PROJECT_ROOT,
     Settings,
@@ -66,8 +67,7 @@ def log_file(settings: Settings, name: str) -> Path:
 def _render(template: str, target: Path, **values: object) -> Path:
     text = Template((CONF_DIR / template).read_text()).substitute(
         {k: str(v) for k, v in values.items()})
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    write_private_file(target, text)  # Kafka's holds its admin's credential
     return target
 
 
@@ -221,7 +221,9 @@ def _prepare_kafka(ctx: Context) -> None:
     s = ctx.settings
     config, data, log4j = _kafka_paths(s)
     _render("kafka-server.properties", config, host=s.host, port=s.kafka_port,
-            controller_port=s.kafka_controller_port, data_dir=data)
+            controller_port=s.kafka_controller_port, data_dir=data,
+            admin=names.KAFKA_ADMIN_PRINCIPAL,
+            admin_password=ctx.secret[KAFKA_PASSWORD_NAMES[names.KAFKA_ADMIN_PRINCIPAL]])
     if (data / "meta.properties").exists():
         return
     java = ["java", "-cp", _kafka_classpath(s), f"-Dlog4j2.configurationFile={log4j}",
@@ -243,10 +245,19 @@ def _kafka_command(ctx: Context) -> list[str]:
             "kafka.Kafka", str(config)]
 
 
+def kafka_client(settings: Settings, principal: str = names.KAFKA_ADMIN_PRINCIPAL
+                 ) -> dict[str, str]:
+    """librdkafka settings to log in as one of the pipeline's principals (default: the admin),
+    with its password from the state folder's secrets."""
+    password = read_env_file(settings.secrets_file).get(KAFKA_PASSWORD_NAMES[principal], "")
+    return {"bootstrap.servers": settings.kafka_bootstrap,
+            **provisioning.kafka_login(principal, password)}
+
+
 def _kafka_health(ctx: Context) -> str:
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": ctx.settings.kafka_bootstrap,
+    admin = AdminClient({**kafka_client(ctx.settings),
                          "socket.connection.setup.timeout.ms": 2000, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=3)

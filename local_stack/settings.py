@@ -167,13 +167,18 @@ class Settings:
 CASSANDRA_PASSWORD_NAMES = {names.CASSANDRA_ADMIN_ROLE: "CASSANDRA_ADMIN_PASSWORD",
                             names.CASSANDRA_STREAM_ROLE: "CASSANDRA_STREAM_PASSWORD",
                             names.CASSANDRA_READER_ROLE: "CASSANDRA_READER_PASSWORD"}
+# Kafka's principals, by name.
+KAFKA_PASSWORD_NAMES = {names.KAFKA_ADMIN_PRINCIPAL: "KAFKA_ADMIN_PASSWORD",
+                        names.KAFKA_RELAY_PRINCIPAL: "KAFKA_RELAY_PASSWORD",
+                        names.KAFKA_STREAM_PRINCIPAL: "KAFKA_STREAM_PASSWORD",
+                        names.KAFKA_STATUS_PRINCIPAL: "KAFKA_STATUS_PASSWORD"}
 # PostgreSQL's login roles (POSTGRES_PASSWORD is the superuser's, which only `up` and the tests
 # use), by role name.
 POSTGRES_PASSWORD_NAMES = {role: names.postgres_password_setting(role) for role in (
     *names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES)}
 SECRET_NAMES = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
                 "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", *CASSANDRA_PASSWORD_NAMES.values(),
-                *POSTGRES_PASSWORD_NAMES.values())
+                *POSTGRES_PASSWORD_NAMES.values(), *KAFKA_PASSWORD_NAMES.values())
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -239,7 +244,8 @@ def ensure_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
         "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),
         "AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
         **{name: lambda: secrets.token_urlsafe(18) for name in
-           (*CASSANDRA_PASSWORD_NAMES.values(), *POSTGRES_PASSWORD_NAMES.values())},
+           (*CASSANDRA_PASSWORD_NAMES.values(), *POSTGRES_PASSWORD_NAMES.values(),
+            *KAFKA_PASSWORD_NAMES.values())},
     }
     created = False
     for name in SECRET_NAMES:

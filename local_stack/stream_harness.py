@@ -21,6 +21,7 @@ from include.relay.avro import encode, event_record, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from include.stream.job import SparkRuntime, StreamJobConfig
+from local_stack.services import kafka_client
 from local_stack.settings import CASSANDRA_PASSWORD_NAMES, Settings, read_env_file
 
 FIRST_NAMES = ["Åse", "Zoë", "Nguyễn", "Léa", "John", "Али", "Mehmet", "Ana"]
@@ -61,10 +62,10 @@ def produce_users(settings: Settings, topic: str, count: int, seed: int = 7,
                   first_event_id: int = 1, schema_id: int | None = None,
                   schema: dict | None = None) -> dict[str, dict[str, Any]]:
     """Produces `count` framed events; returns the payloads by user_id."""
-    ensure_topic({"bootstrap.servers": settings.kafka_bootstrap}, TopicSpec(topic, 3))
+    ensure_topic(kafka_client(settings), TopicSpec(topic, 3))
     schema_id = schema_id or register_subject(settings, topic)
     schema = schema or load_parsed_schema()
-    producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer({**PRODUCER_SETTINGS, **kafka_client(settings)})
     rng = random.Random(seed)
     created_at = datetime.now(UTC)
     users: dict[str, dict[str, Any]] = {}
@@ -78,7 +79,7 @@ def produce_users(settings: Settings, topic: str, count: int, seed: int = 7,
 
 
 def produce_raw(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": settings.kafka_bootstrap})
+    producer = Producer({**PRODUCER_SETTINGS, **kafka_client(settings)})
     for key, value in messages:
         _produce(producer, topic, key, value)
     assert producer.flush(60) == 0
@@ -121,11 +122,15 @@ def start_job(settings: Settings, config: StreamJobConfig, log_path: Path,
 
 
 def stream_job_login(settings: Settings) -> dict[str, str]:
-    """The stream job's Cassandra role, as the DAG's operator gives it (in the environment)."""
+    """The stream job's Cassandra role and Kafka principal, as the DAG's operator gives them (in
+    the environment)."""
     role = names.CASSANDRA_STREAM_ROLE
     password = read_env_file(settings.secrets_file)[CASSANDRA_PASSWORD_NAMES[role]]
+    security = kafka_client(settings, names.KAFKA_STREAM_PRINCIPAL)
+    security.pop("bootstrap.servers")
     return {names.STREAM_CASSANDRA_USERNAME_ENV: role,
-            names.STREAM_CASSANDRA_PASSWORD_ENV: password}
+            names.STREAM_CASSANDRA_PASSWORD_ENV: password,
+            names.STREAM_KAFKA_SECURITY_ENV: json.dumps(security)}
 
 
 def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,

@@ -92,12 +92,13 @@ def _webhook_url() -> str | None:
 
 def collect() -> dict[str, Any]:
     """The page's data, read now through the pipeline's connections."""
+    from include import names
     from include.connections import kafka_config, registry_url
     from include.stream.job import CHECKPOINT_NAME, checkpoint_root
     from ops.pipeline_status import gather
     from ops.pipeline_view import page_data
 
-    now, kafka = datetime.now(UTC), kafka_config()
+    now, kafka = datetime.now(UTC), kafka_config(names.KAFKA_STATUS_CONN_ID)
     status = gather(pg_connect=_pg_connect, cassandra_session=_cassandra_session,
                     kafka_config=kafka, checkpoint=checkpoint_root() / CHECKPOINT_NAME,
                     last_runs=_last_runs, count_budget_s=COUNT_BUDGET_S)

@@ -68,7 +68,7 @@ def latest_messages(kafka_config: dict[str, Any], registry_url: str, topic: str,
     from include.relay.avro import decode, load_parsed_schema, split_frame
     from include.schema_registry import SchemaRegistryClient
 
-    consumer = Consumer({**kafka_config, "group.id": "userstream-pipeline-page",
+    consumer = Consumer({**kafka_config, "group.id": names.PIPELINE_PAGE_GROUP,
                          "enable.auto.commit": False, "socket.timeout.ms": 5000})
     try:
         partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions

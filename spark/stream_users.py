@@ -23,8 +23,9 @@ available-now`); `--trigger processing-time` runs a long-lived query, which `--s
 ends once no message came for that long (and `--max-run-s` ends in any case), between two
 micro-batches. A JSON report (rows, dead letters, offsets, timings) goes to `--report`.
 
-The job logs in to Cassandra with the role in its environment (`USERSTREAM_CASSANDRA_USERNAME`
-and `_PASSWORD`, set by the launcher), never from its command line.
+The job logs in to Cassandra and Kafka with the logins in its environment
+(`USERSTREAM_CASSANDRA_USERNAME` and `_PASSWORD`, `USERSTREAM_KAFKA_SECURITY`, set by the
+launcher), never from its command line.
 
 This file runs inside the Spark runtime's Python, not Airflow's. Of `include` it imports only the
 names and the record contract, which need nothing beyond the standard library.
@@ -432,6 +433,22 @@ def cassandra_login(environ: dict[str, str] | None = None) -> dict[str, str]:
             "spark.cassandra.auth.password": environ.get(names.STREAM_CASSANDRA_PASSWORD_ENV, "")}
 
 
+def kafka_login(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The Kafka source's login options from the environment's librdkafka-named settings
+    (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`); none without."""
+    environ = os.environ if environ is None else environ
+    security = json.loads(environ.get(names.STREAM_KAFKA_SECURITY_ENV) or "{}")
+    if not security.get("sasl.username"):
+        return {}
+    module = {"PLAIN": "plain.PlainLoginModule"}.get(security["sasl.mechanism"],
+                                                     "scram.ScramLoginModule")
+    jaas = (f"org.apache.kafka.common.security.{module} required "
+            f"username={json.dumps(security['sasl.username'])} "
+            f"password={json.dumps(security['sasl.password'])};")
+    return {"kafka.security.protocol": security["security.protocol"],
+            "kafka.sasl.mechanism": security["sasl.mechanism"], "kafka.sasl.jaas.config": jaas}
+
+
 def run(args: argparse.Namespace) -> StreamReport:
     from pyspark.sql import SparkSession
 
@@ -455,6 +472,7 @@ def run(args: argparse.Namespace) -> StreamReport:
                 .option("subscribe", args.topic)
                 .option("startingOffsets", args.starting_offsets)
                 .option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
+                .options(**kafka_login())
                 .load())
     writer = (messages.writeStream.queryName("stream_users")
               .foreachBatch(UsersBatchWriter(args, reader_schema, report))

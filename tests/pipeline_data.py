@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from include import names
 from include.relay.avro import decode, load_parsed_schema
 from include.schema_registry import SchemaRegistryClient
-from local_stack.services import Context, cassandra_session, pg_connect
+from local_stack.services import Context, cassandra_session, kafka_client, pg_connect
 from ops.pipeline_status import kafka_end_offsets
 
 
@@ -27,14 +27,14 @@ class PipelineSnapshot:
 def take_snapshot(ctx: Context) -> PipelineSnapshot:
     with pg_connect(ctx, names.USERSTREAM_DATABASE) as conn:
         max_id = conn.execute("SELECT coalesce(max(id), 0) FROM staging.user_events").fetchone()[0]
-    offsets = kafka_end_offsets({"bootstrap.servers": ctx.settings.kafka_bootstrap},
+    offsets = kafka_end_offsets(kafka_client(ctx.settings),
                                 names.USERS_TOPIC)
     return PipelineSnapshot(datetime.now(UTC), max_id, offsets)
 
 
 def _messages_since(ctx: Context, start: dict[int, int]) -> list[tuple[int, str, int, int]]:
     """(event_id, user_id, partition, offset) of every message on the real topic past `start`."""
-    kafka = {"bootstrap.servers": ctx.settings.kafka_bootstrap}
+    kafka = kafka_client(ctx.settings)
     ends = kafka_end_offsets(kafka, names.USERS_TOPIC)
     registry = SchemaRegistryClient(ctx.settings.registry_url)
     writers: dict[int, dict] = {}

@@ -45,7 +45,8 @@ def stream_job_config(run_id: str, try_number: int, topic: str = names.USERS_TOP
                       **overrides: Any) -> StreamJobConfig:
     host, port = cassandra_endpoint(names.CASSANDRA_STREAM_CONN_ID)
     return StreamJobConfig(
-        bootstrap_servers=kafka_config()["bootstrap.servers"], registry_url=registry_url(),
+        bootstrap_servers=kafka_config(names.KAFKA_STREAM_CONN_ID)["bootstrap.servers"],
+        registry_url=registry_url(),
         cassandra_host=host, cassandra_port=port, topic=topic, keyspace=keyspace,
         checkpoint=checkpoint_root() / checkpoint_name(topic, keyspace),
         report=report_path(run_id, try_number), **overrides)

@@ -15,7 +15,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 
 from include import names
 from local_stack.airflow_api import AirflowApi
-from local_stack.services import airflow_auth_header, pg_connect
+from local_stack.services import airflow_auth_header, kafka_client, pg_connect
 from ops.pipeline_page import JSON_PATH, URL_PREFIX
 from ops.pipeline_status import kafka_end_offsets
 
@@ -30,7 +30,7 @@ def _expected(stack) -> dict:
             "count(*) FILTER (WHERE failed_at IS NOT NULL), "
             "count(*) FILTER (WHERE published_at IS NOT NULL) FROM staging.user_events"
         ).fetchone()
-    offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
+    offsets = kafka_end_offsets(kafka_client(stack.settings),
                                 names.USERS_TOPIC)
     return {"staged": staged, "outbox": {"pending": pending, "failed": failed,
                                          "published": published}, "end_offsets": offsets}

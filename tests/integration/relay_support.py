@@ -8,6 +8,7 @@ import uuid
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from include.relay.kafka import PRODUCER_SETTINGS
+from local_stack.services import kafka_client
 
 EVENTS_SQL = """
 INSERT INTO staging.user_events (user_id, content_hash, payload)
@@ -29,11 +30,11 @@ def fail_pending_events(conn) -> None:
 
 
 def producer(stack) -> Producer:
-    return Producer({"bootstrap.servers": stack.settings.kafka_bootstrap, **PRODUCER_SETTINGS})
+    return Producer({**kafka_client(stack.settings), **PRODUCER_SETTINGS})
 
 
 def read_topic(stack, topic: str) -> list:
-    consumer = Consumer({"bootstrap.servers": stack.settings.kafka_bootstrap,
+    consumer = Consumer({**kafka_client(stack.settings),
                          "group.id": f"check-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]

@@ -19,7 +19,7 @@ from include.ingest.window import IngestWindow
 from include.provisioning import TopicSpec, ensure_topic
 from local_stack.airflow_api import AirflowApi
 from local_stack.randomuser_api import set_faults
-from local_stack.services import cassandra_session, pg_connect
+from local_stack.services import cassandra_session, kafka_client, pg_connect
 from local_stack.stream_harness import produce_raw, produce_users
 from tests.integration.alert_support import wait_for_alert
 from tests.integration.relay_support import EVENTS_SQL, fail_pending_events
@@ -68,7 +68,7 @@ def test_an_ingest_window_that_finally_fails_alerts_with_its_error(stack):
 def scratch_outbox(stack, scratch_db):
     """The scratch database's outbox emptied of what earlier tests left, and a scratch topic."""
     topic = f"alerts-relay-{uuid.uuid4().hex[:6]}"
-    ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(topic, 3))
+    ensure_topic(kafka_client(stack.settings), TopicSpec(topic, 3))
     with pg_connect(stack, scratch_db) as conn:
         fail_pending_events(conn)
         yield conn, topic

@@ -15,7 +15,7 @@ from include.maintenance import mark_for_replay, prune_staging
 from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import decode, load_parsed_schema
 from local_stack.airflow_api import AirflowApi
-from local_stack.services import pg_connect
+from local_stack.services import kafka_client, pg_connect
 from tests.integration.relay_support import EVENTS_SQL, read_topic
 
 NOW = datetime.now(UTC)
@@ -99,7 +99,7 @@ def test_retention_dag_prunes_and_reports_its_counts(stack, scratch_db, outbox):
 def test_replay_dag_republishes_an_id_range_then_a_window(stack, scratch_db, outbox):
     conn = outbox
     topic = f"replay-{uuid.uuid4().hex[:6]}"
-    ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(topic, 3))
+    ensure_topic(kafka_client(stack.settings), TopicSpec(topic, 3))
     window = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     by_id = _events(conn, 30, RECENT, published_at=RECENT)
     by_window = _events(conn, 12, RECENT, published_at=RECENT, window_start=window)

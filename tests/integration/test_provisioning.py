@@ -25,7 +25,7 @@ from include.provisioning import (
 )
 from include.relay.task import run_relay
 from include.schema_registry import SchemaRegistryClient
-from local_stack.services import cassandra_session, pg_connect
+from local_stack.services import cassandra_session, kafka_client, pg_connect
 
 
 def test_a_database_from_before_the_roles_is_handed_to_its_owner_with_every_object(stack):
@@ -82,7 +82,7 @@ def test_postgres_migrations_apply_once(stack):
 
 def test_topic_keyspace_and_subject_are_created_once(stack):
     s = stack.settings
-    admin_config = {"bootstrap.servers": s.kafka_bootstrap}
+    admin_config = kafka_client(s)
     topic = TopicSpec(f"provision-{uuid.uuid4().hex[:8]}", partitions=2)
     assert ensure_topic(admin_config, topic) is True
     assert ensure_topic(admin_config, topic) is False
@@ -117,5 +117,5 @@ def test_the_relay_fails_on_a_missing_topic_at_once_and_names_it(stack):
     with pytest.raises(AirflowFailException, match=f"'{missing}' does not exist") as failure:
         run_relay(topic=missing)
     assert isinstance(failure.value.__cause__, MissingTopicError)
-    admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap})
+    admin = AdminClient(kafka_client(stack.settings))
     assert missing not in admin.list_topics(timeout=10).topics

@@ -17,7 +17,7 @@ from include.randomuser.client import RandomUserClient, RetryPolicy
 from include.relay.avro import load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
-from local_stack.services import cassandra_session, pg_connect
+from local_stack.services import cassandra_session, kafka_client, pg_connect
 from local_stack.stream_harness import (
     cassandra_rows,
     job_config,
@@ -83,8 +83,8 @@ def test_values_at_each_limit_cross_all_hops_unchanged_and_beyond_stops_at_each(
         stack, scratch_db, tmp_path):
     topic = f"contract-{uuid.uuid4().hex[:8]}"
     keyspace = f"contract_{uuid.uuid4().hex[:8]}"
-    bootstrap = stack.settings.kafka_bootstrap
-    ensure_topic({"bootstrap.servers": bootstrap}, TopicSpec(topic, 3))
+    kafka = kafka_client(stack.settings)
+    ensure_topic(kafka, TopicSpec(topic, 3))
     schema_id = register_subject(stack.settings, topic)
     at_limit = fresh_users(5)
     for user in at_limit:
@@ -109,7 +109,7 @@ def test_values_at_each_limit_cross_all_hops_unchanged_and_beyond_stops_at_each(
                 "INSERT INTO staging.user_events (user_id, content_hash, payload) "
                 "VALUES (%s, 'h', %s) RETURNING id",
                 (user_id, json.dumps({**change, "user_id": user_id}))).fetchone()[0])
-        producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": bootstrap})
+        producer = Producer({**PRODUCER_SETTINGS, **kafka})
         stats = relay_pending(conn, producer, topic, schema_id, load_parsed_schema())
         assert (stats.sent, stats.failed_encoding) == (5, len(RELAY_BEYOND))  # stopped beyond
         failures = [r[0] for r in conn.execute(

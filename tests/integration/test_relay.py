@@ -11,7 +11,7 @@ from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import decode, load_parsed_schema, split_frame
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from local_stack.services import pg_connect
+from local_stack.services import kafka_client, pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
     fail_pending_events,
@@ -28,7 +28,7 @@ def relay_env(stack, scratch_db):
     topic = f"relay-test-{uuid.uuid4().hex[:6]}"
     schema_id = registry.register(f"{topic}-value", load_schema_text())
     schema = load_parsed_schema()
-    ensure_topic({"bootstrap.servers": stack.settings.kafka_bootstrap}, TopicSpec(topic, 3))
+    ensure_topic(kafka_client(stack.settings), TopicSpec(topic, 3))
     with pg_connect(stack, scratch_db) as conn:
         fail_pending_events(conn)
         yield conn, topic, schema_id, schema, registry

@@ -17,7 +17,7 @@ from include.relay.outbox import RelayError, relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack import processes
 from local_stack.cli import start_service, wait_healthy
-from local_stack.services import by_name, pg_connect
+from local_stack.services import by_name, kafka_client, pg_connect
 from tests.integration.relay_support import (
     EVENTS_SQL,
     fail_pending_events,
@@ -28,13 +28,13 @@ pytestmark = pytest.mark.lifecycle  # stops Kafka: runs after the tests that nee
 
 
 def test_broker_stopped_mid_relay_loses_nothing(stack, scratch_db):
-    bootstrap = stack.settings.kafka_bootstrap
+    kafka = kafka_client(stack.settings)
     topic = f"outage-{uuid.uuid4().hex[:6]}"
     schema_id = SchemaRegistryClient(stack.settings.registry_url).register(
         f"{topic}-value", load_schema_text())
     schema = load_parsed_schema()
-    ensure_topic({"bootstrap.servers": bootstrap}, TopicSpec(topic, 3))
-    settings = {**PRODUCER_SETTINGS, "bootstrap.servers": bootstrap,
+    ensure_topic(kafka, TopicSpec(topic, 3))
+    settings = {**PRODUCER_SETTINGS, **kafka,
                 "message.timeout.ms": 15_000}
     with pg_connect(stack, scratch_db) as conn:
         fail_pending_events(conn)

@@ -17,7 +17,7 @@ from include.relay.avro import decode, load_parsed_schema
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import start_service, wait_healthy
-from local_stack.services import by_name, pg_connect
+from local_stack.services import by_name, kafka_client, pg_connect
 from ops.pipeline_status import kafka_end_offsets
 from tests.integration.test_relay_dag import ingest_window_events
 
@@ -29,7 +29,7 @@ EVENTS = 200_000  # long enough a run (~10 s or more) to stop the broker in the 
 
 
 def _event_ids_since(stack, topic: str, start: dict[int, int], schema) -> Counter:
-    kafka = {"bootstrap.servers": stack.settings.kafka_bootstrap}
+    kafka = kafka_client(stack.settings)
     ends = kafka_end_offsets(kafka, topic)
     consumer = Consumer({**kafka, "group.id": "rerun-check", "enable.auto.commit": False})
     try:
@@ -66,7 +66,7 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
     finally:
         api.set_paused(DAG_ID, True)
     ids = ingest_window_events(stack, api, EVENTS)
-    start_offsets = kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
+    start_offsets = kafka_end_offsets(kafka_client(stack.settings),
                                       names.USERS_TOPIC)
     api.set_paused(DAG_ID, False)
     try:

@@ -16,7 +16,7 @@ from include.relay.avro import decode, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from local_stack.services import pg_connect
+from local_stack.services import kafka_client, pg_connect
 from tests.integration.relay_support import EVENTS_SQL, fail_pending_events, read_topic
 
 BIG_PAYLOAD = {"user_id": None, "street_name": "x" * 900, "city": "y" * 900, "state": "z" * 900}
@@ -32,7 +32,7 @@ def outbox(stack, scratch_db):
 def _topic(stack, max_message_bytes: int | None = None) -> tuple[str, int]:
     topic = f"relay-hostile-{uuid.uuid4().hex[:6]}"
     config = {"max.message.bytes": str(max_message_bytes)} if max_message_bytes else {}
-    admin = AdminClient({"bootstrap.servers": stack.settings.kafka_bootstrap})
+    admin = AdminClient(kafka_client(stack.settings))
     admin.create_topics([NewTopic(topic, 3, 1, config=config)])[topic].result(30)
     schema_id = SchemaRegistryClient(stack.settings.registry_url).register(
         f"{topic}-value", load_schema_text())
@@ -69,10 +69,10 @@ def _assert_each_good_event_once(stack, conn, topic: str, good: list[int]) -> No
 
 def test_a_message_over_the_topics_limit_is_failed_and_the_rest_goes_once(stack, outbox):
     topic, schema_id = _topic(stack, max_message_bytes=2000)
-    limit = topic_max_message_bytes({"bootstrap.servers": stack.settings.kafka_bootstrap}, topic)
+    limit = topic_max_message_bytes(kafka_client(stack.settings), topic)
     assert limit == 2000
     good, bad = _with_one_bad_event(outbox, BIG_PAYLOAD)
-    producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": stack.settings.kafka_bootstrap})
+    producer = Producer({**PRODUCER_SETTINGS, **kafka_client(stack.settings)})
     stats = relay_pending(outbox, producer, topic, schema_id, load_parsed_schema(),
                           batch_size=7, max_message_bytes=limit)
     assert (stats.sent, stats.failed_encoding) == (20, 1)
@@ -85,7 +85,7 @@ def test_a_message_the_producer_refuses_fails_alone_and_nothing_is_sent_twice(st
     topic, schema_id = _topic(stack)
     good, bad = _with_one_bad_event(outbox, BIG_PAYLOAD)
     # The client's own limit is below the message: produce() raises for it.
-    producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": stack.settings.kafka_bootstrap,
+    producer = Producer({**PRODUCER_SETTINGS, **kafka_client(stack.settings),
                          "message.max.bytes": 2000})
     for _ in range(2):  # a second run finds nothing left to send
         relay_pending(outbox, producer, topic, schema_id, load_parsed_schema(), batch_size=50)
@@ -103,7 +103,7 @@ def test_a_message_the_producer_refuses_fails_alone_and_nothing_is_sent_twice(st
 def test_an_event_that_breaks_the_record_contract_is_failed(stack, outbox, payload, reason):
     topic, schema_id = _topic(stack)
     good, bad = _with_one_bad_event(outbox, payload)
-    producer = Producer({**PRODUCER_SETTINGS, "bootstrap.servers": stack.settings.kafka_bootstrap})
+    producer = Producer({**PRODUCER_SETTINGS, **kafka_client(stack.settings)})
     stats = relay_pending(outbox, producer, topic, schema_id, load_parsed_schema())
     assert (stats.sent, stats.failed_encoding) == (20, 1)
     published, failed, failure = _state(outbox, bad)

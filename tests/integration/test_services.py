@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from include import names
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.airflow_api import AirflowApi
-from local_stack.services import cassandra_session, pg_connect
+from local_stack.services import cassandra_session, kafka_client, pg_connect
 
 
 def test_postgres_round_trips_a_row(stack):
@@ -27,19 +27,19 @@ def test_postgres_round_trips_a_row(stack):
 
 
 def test_kafka_produces_and_consumes_a_message(stack):
-    bootstrap = stack.settings.kafka_bootstrap
+    kafka = kafka_client(stack.settings)
     topic = f"probe-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka)
     admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(30)
     try:
-        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+        producer = Producer({**kafka, "acks": "all",
                              "enable.idempotence": True})
         reports = []
         producer.produce(topic, key=b"k1", value="héllo".encode(),
                          on_delivery=lambda err, msg: reports.append(err))
         assert producer.flush(30) == 0
         assert reports == [None]
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
+        consumer = Consumer({**kafka, "group.id": topic,
                              "auto.offset.reset": "earliest"})
         consumer.subscribe([topic])
         message = None

@@ -8,10 +8,11 @@ import uuid
 from pathlib import Path
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from include import names
-from local_stack.services import cassandra_session
+from include.provisioning import TopicSpec, ensure_topic
+from local_stack.services import cassandra_session, kafka_client
 from local_stack.stream_harness import stream_job_login
 
 JOB = Path(__file__).parent / "spark_jobs" / "kafka_to_cassandra_smoke.py"
@@ -22,9 +23,9 @@ def test_spark_job_reads_kafka_and_writes_cassandra(stack):
     topic = f"spark-smoke-{uuid.uuid4().hex[:8]}"
     table = "smoke"
     keyspace = f"spark_smoke_{uuid.uuid4().hex[:8]}"  # a scratch keyspace, never the pipeline's
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
-    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-    producer = Producer({"bootstrap.servers": s.kafka_bootstrap, "acks": "all"})
+    admin = AdminClient(kafka_client(s))
+    ensure_topic(kafka_client(s), TopicSpec(topic, 2))  # with the stream job's read rights
+    producer = Producer({**kafka_client(s), "acks": "all"})
     expected = {f"user-{i}": f"payload-{i}-ñ" for i in range(100)}
     for key, value in expected.items():
         producer.produce(topic, key=key.encode(), value=value.encode())

@@ -22,7 +22,7 @@ from include.stream.verify import missing_user_ids
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import start_service, wait_healthy
-from local_stack.services import by_name, cassandra_session
+from local_stack.services import by_name, cassandra_session, kafka_client
 from local_stack.stream_harness import produce_users
 from ops.pipeline_status import kafka_end_offsets
 from tests.integration.alert_support import wait_for_alert
@@ -214,7 +214,7 @@ def test_a_run_cut_short_under_a_backlog_fails_as_incomplete_though_sampled_keys
     api.wait_for_dag(DAG_ID)
     users = list(produce_users(stack.settings, topic, 200_000, seed=int(time.time()) + 3))
     last = {p: end - 1 for p, end in
-            kafka_end_offsets({"bootstrap.servers": stack.settings.kafka_bootstrap},
+            kafka_end_offsets(kafka_client(stack.settings),
                               topic).items()}
     sampled = users[:10]  # the first messages of each partition: in the first micro-batch
     api.set_paused(DAG_ID, False)

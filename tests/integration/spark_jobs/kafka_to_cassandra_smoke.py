@@ -2,27 +2,30 @@
 
 Usage: spark-submit kafka_to_cassandra_smoke.py \
     BOOTSTRAP TOPIC CASSANDRA_HOST CASSANDRA_PORT KEYSPACE TABLE
-with the Cassandra login in USERSTREAM_CASSANDRA_USERNAME and USERSTREAM_CASSANDRA_PASSWORD.
+with the stream job's logins in the environment (as `spark/stream_users.py` reads them).
 """
 
-import os
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql.functions import col
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "spark"))
+from stream_users import cassandra_login, kafka_login
 
 bootstrap, topic, host, port, keyspace, table = sys.argv[1:7]
 spark = (SparkSession.builder.appName("userstream-jar-smoke")
          .config("spark.cassandra.connection.host", host)
          .config("spark.cassandra.connection.port", port)
-         .config("spark.cassandra.auth.username", os.environ["USERSTREAM_CASSANDRA_USERNAME"])
-         .config("spark.cassandra.auth.password", os.environ["USERSTREAM_CASSANDRA_PASSWORD"])
+         .config(map=cassandra_login())
          .getOrCreate())
 messages = (spark.read.format("kafka")
             .option("kafka.bootstrap.servers", bootstrap)
             .option("subscribe", topic)
             .option("startingOffsets", "earliest")
             .option("endingOffsets", "latest")
+            .options(**kafka_login())
             .load())
 rows = messages.select(col("key").cast("string").alias("id"),
                        col("value").cast("string").alias("body"),
