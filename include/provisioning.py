@@ -242,7 +242,8 @@ def ensure_kafka_principals(admin_config: dict[str, Any], passwords: Mapping[str
     upserts = [UserScramCredentialUpsertion(
         principal, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, iterations),
         passwords[principal].encode()) for principal in principals]
-    for future in AdminClient(admin_config).alter_user_scram_credentials(upserts).values():
+    admin = AdminClient(admin_config)  # kept referenced until the answers came
+    for future in admin.alter_user_scram_credentials(upserts).values():
         future.result(30)
     return principals
 
