@@ -77,7 +77,8 @@ def test_relay_failed_by_a_broker_outage_is_cleared_and_completes_exactly(stack)
         while published() == 0:
             assert time.monotonic() < deadline, "no relay run published anything"
             time.sleep(0.2)
-        (run_id,) = [r["dag_run_id"] for r in api.runs(DAG_ID) if r["state"] == "running"]
+        (run_id,) = [r["dag_run_id"] for r in api.runs(DAG_ID, order_by="-start_date")
+                     if r["state"] == "running"]
         processes.stop(stack.settings.run_dir, "kafka", timeout_s=30)
         try:
             api.wait_for_task(DAG_ID, run_id, TASK_ID, {"up_for_retry", "failed"}, 300,

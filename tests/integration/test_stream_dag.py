@@ -67,13 +67,15 @@ def test_kafka_asset_event_triggers_a_run_that_emits_the_cassandra_asset(stack):
     try:
         # Earlier asset events and the safety net drain the topic first.
         api.settle(DAG_ID, timeout_s=RUN_TIMEOUT_S)
-        before = {r["dag_run_id"] for r in api.runs(DAG_ID)}
+        newest_first = "-start_date"  # a listing pages: the newest runs, not the first 100
+        before = {r["dag_run_id"] for r in api.runs(DAG_ID, order_by=newest_first)}
         # The run the asset event triggers; any other (safety-net) run is left to finish.
         api.call("POST", "/assets/events", json={
             "asset_id": asset_id(api, USERS_TOPIC.uri),
             "extra": {"sample_user_ids": [], "events_sent": 0}})
         deadline = time.monotonic() + 120
-        while not (new := [r for r in api.runs(DAG_ID) if r["dag_run_id"] not in before
+        while not (new := [r for r in api.runs(DAG_ID, order_by=newest_first)
+                           if r["dag_run_id"] not in before
                            and r["run_type"] == "asset_triggered"]):
             assert time.monotonic() < deadline, "the asset event triggered no run"
             time.sleep(2)
