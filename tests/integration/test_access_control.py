@@ -51,6 +51,16 @@ def test_cassandra_refuses_anonymous_clients_and_its_default_superuser(stack):
     assert provisioning.refused_login(default), default
 
 
+def test_cassandra_refuses_a_pipeline_role_with_a_wrong_password(stack):
+    from cassandra.auth import PlainTextAuthProvider
+
+    for role in (names.CASSANDRA_STREAM_ROLE, names.CASSANDRA_READER_ROLE,
+                 names.CASSANDRA_ADMIN_ROLE):
+        refused = _refused_login(stack.settings,
+                                 auth_provider=PlainTextAuthProvider(role, "not-the-password"))
+        assert provisioning.refused_login(refused), refused
+
+
 def test_no_role_of_the_pipeline_but_the_admin_is_a_superuser(stack):
     cluster, session = cassandra_session(stack.settings, timeout=30)
     try:
@@ -145,6 +155,19 @@ def test_postgres_login_roles_use_scram_and_only_the_bootstrap_role_is_a_superus
         assert password.startswith("SCRAM-SHA-256$"), name
         if name != POSTGRES_USER:
             assert not (superuser or createrole or createdb), name
+
+
+def test_postgres_refuses_a_login_without_or_with_a_wrong_password(stack):
+    import psycopg
+
+    settings = stack.settings
+    for role in (*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES):
+        for password in ("", "not-the-password"):
+            with pytest.raises(psycopg.OperationalError,
+                               match=r"password authentication failed|no password supplied"):
+                psycopg.connect(host=settings.host, port=settings.postgres_port, user=role,
+                                password=password, dbname=names.USERSTREAM_DATABASE,
+                                connect_timeout=10).close()
 
 
 def test_each_database_admits_only_its_own_roles(stack):
