@@ -4,7 +4,6 @@ the stream job's login."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from include import names
@@ -33,13 +32,12 @@ def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int
 
 
 def stream_job_login() -> dict[str, str]:
-    """The stream job's Cassandra and Kafka logins, as the environment variables the job reads:
-    its Cassandra role, and its Kafka connection's security settings (librdkafka's names)."""
+    """The stream job's logins from its connections (`cassandra_stream`, `kafka_stream`), as
+    the environment variables the job reads."""
     from airflow.sdk import BaseHook
 
+    from include.stream.job import login_environment
+
     cassandra = BaseHook.get_connection(names.CASSANDRA_STREAM_CONN_ID)
-    security = {key: value for key, value in kafka_config(names.KAFKA_STREAM_CONN_ID).items()
-                if key.startswith(("security.", "sasl."))}
-    return {names.STREAM_CASSANDRA_USERNAME_ENV: cassandra.login or "",
-            names.STREAM_CASSANDRA_PASSWORD_ENV: cassandra.password or "",
-            names.STREAM_KAFKA_SECURITY_ENV: json.dumps(security)}
+    return login_environment(cassandra.login or "", cassandra.password or "",
+                             kafka_config(names.KAFKA_STREAM_CONN_ID))

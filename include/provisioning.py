@@ -88,9 +88,8 @@ def ensure_postgres_roles(admin_conn: Any, passwords: Mapping[str, str]) -> None
     PUBLIC, and the pipeline's roles allowed into the pipeline's."""
     from psycopg import sql
 
-    roles = [*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES]
     existing = {row[0] for row in admin_conn.execute("SELECT rolname FROM pg_roles")}
-    for role in roles:
+    for role in names.POSTGRES_LOGIN_ROLES:
         admin_conn.execute(sql.SQL(
             "{} ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
             "NOBYPASSRLS PASSWORD {}").format(
@@ -160,8 +159,8 @@ def provision_postgres_roles_with_connection(environ: Mapping[str, str] = os.env
     from airflow.sdk import BaseHook
 
     admin = BaseHook.get_connection(names.POSTGRES_ADMIN_CONN_ID)
-    roles = [*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES]
-    passwords = {role: environ[names.postgres_password_setting(role)] for role in roles}
+    passwords = {role: environ[names.postgres_password_setting(role)]
+                 for role in names.POSTGRES_LOGIN_ROLES}
 
     def connect(database: str) -> Any:
         return psycopg.connect(host=admin.host, port=admin.port or 5432, user=admin.login,

@@ -174,8 +174,8 @@ KAFKA_PASSWORD_NAMES = {names.KAFKA_ADMIN_PRINCIPAL: "KAFKA_ADMIN_PASSWORD",
                         names.KAFKA_STATUS_PRINCIPAL: "KAFKA_STATUS_PASSWORD"}
 # PostgreSQL's login roles (POSTGRES_PASSWORD is the superuser's, which only `up` and the tests
 # use), by role name.
-POSTGRES_PASSWORD_NAMES = {role: names.postgres_password_setting(role) for role in (
-    *names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES)}
+POSTGRES_PASSWORD_NAMES = {role: names.postgres_password_setting(role)
+                           for role in names.POSTGRES_LOGIN_ROLES}
 SECRET_NAMES = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
                 "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", *CASSANDRA_PASSWORD_NAMES.values(),
                 *POSTGRES_PASSWORD_NAMES.values(), *KAFKA_PASSWORD_NAMES.values())

@@ -20,7 +20,7 @@ from include.provisioning import TopicSpec, ensure_topic
 from include.relay.avro import encode, event_record, load_parsed_schema
 from include.relay.kafka import PRODUCER_SETTINGS
 from include.schema_registry import SchemaRegistryClient, load_schema_text
-from include.stream.job import SparkRuntime, StreamJobConfig
+from include.stream.job import SparkRuntime, StreamJobConfig, login_environment
 from local_stack.services import kafka_client
 from local_stack.settings import CASSANDRA_PASSWORD_NAMES, Settings, read_env_file
 
@@ -126,11 +126,8 @@ def stream_job_login(settings: Settings) -> dict[str, str]:
     the environment)."""
     role = names.CASSANDRA_STREAM_ROLE
     password = read_env_file(settings.secrets_file)[CASSANDRA_PASSWORD_NAMES[role]]
-    security = kafka_client(settings, names.KAFKA_STREAM_PRINCIPAL)
-    security.pop("bootstrap.servers")
-    return {names.STREAM_CASSANDRA_USERNAME_ENV: role,
-            names.STREAM_CASSANDRA_PASSWORD_ENV: password,
-            names.STREAM_KAFKA_SECURITY_ENV: json.dumps(security)}
+    return login_environment(role, password,
+                             kafka_client(settings, names.KAFKA_STREAM_PRINCIPAL))
 
 
 def run_job(settings: Settings, config: StreamJobConfig, log_path: Path,

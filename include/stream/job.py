@@ -120,6 +120,18 @@ class SparkRuntime:
         return [*command, str(STREAM_JOB), *config.arguments()]
 
 
+def login_environment(cassandra_role: str, cassandra_password: str,
+                      kafka_security: Mapping[str, str]) -> dict[str, str]:
+    """The stream job's logins as the environment variables it reads: its Cassandra role, and
+    its Kafka principal's security settings (librdkafka's names: `security.protocol`,
+    `sasl.*`)."""
+    security = {key: value for key, value in kafka_security.items()
+                if key.startswith(("security.", "sasl."))}
+    return {names.STREAM_CASSANDRA_USERNAME_ENV: cassandra_role,
+            names.STREAM_CASSANDRA_PASSWORD_ENV: cassandra_password,
+            names.STREAM_KAFKA_SECURITY_ENV: json.dumps(security)}
+
+
 def checkpoint_root() -> Path:
     default = PROJECT_ROOT / ".local" / "checkpoints"
     return Path(os.environ.get("USERSTREAM_CHECKPOINT_DIR", default))

@@ -149,7 +149,7 @@ def test_postgres_login_roles_use_scram_and_only_the_bootstrap_role_is_a_superus
                               "rolpassword FROM pg_authid WHERE rolcanlogin").fetchall()
     by_name = {name: (superuser, createrole, createdb, password)
                for name, superuser, createrole, createdb, password in roles}
-    expected = {*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES}
+    expected = set(names.POSTGRES_LOGIN_ROLES)
     assert expected <= set(by_name)
     for name, (superuser, createrole, createdb, password) in by_name.items():
         assert password.startswith("SCRAM-SHA-256$"), name
@@ -161,7 +161,7 @@ def test_postgres_refuses_a_login_without_or_with_a_wrong_password(stack):
     import psycopg
 
     settings = stack.settings
-    for role in (*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES):
+    for role in names.POSTGRES_LOGIN_ROLES:
         for password in ("", "not-the-password"):
             with pytest.raises(psycopg.OperationalError,
                                match=r"password authentication failed|no password supplied"):

@@ -164,7 +164,7 @@ def test_only_postgres_init_holds_the_postgres_superuser_and_each_connection_has
                if "${POSTGRES_PASSWORD}" in json.dumps(service.get("environment") or {})}
     assert holders == {"postgres", "postgres-init"}, holders
     init = _environment(SERVICES["postgres-init"])
-    for role in (*names.POSTGRES_DATABASE_OWNERS.values(), *names.POSTGRES_PIPELINE_ROLES):
+    for role in names.POSTGRES_LOGIN_ROLES:
         setting = names.postgres_password_setting(role)
         assert init[setting] == f"${{{setting}}}", setting
     airflow = _environment(SERVICES["airflow-scheduler"])
