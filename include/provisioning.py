@@ -278,7 +278,7 @@ def topic_acls(topic: str) -> list[Any]:
 
 def grant_topic_acls(admin: Any, topic: str) -> None:
     """topic_acls() on the broker (creating an ACL that exists is a no-op). A broker without
-    an authorizer (docker compose's, for now) is left as it is."""
+    an authorizer (one the user brings) is left open, with a warning."""
     from confluent_kafka import KafkaError, KafkaException
 
     try:
@@ -539,6 +539,7 @@ def provision_with_connections() -> Provisioned:
     roles = ensure_cassandra_roles_with_connections()
     if roles:
         log.info("cassandra roles: %s", "; ".join(roles))
+    log.info("kafka principals: %s", ", ".join(ensure_kafka_principals_with_connections()))
     conn = PostgresHook(postgres_conn_id=names.POSTGRES_CONN_ID).get_conn()
     conn.autocommit = True
     cassandra = CassandraHook(cassandra_conn_id=names.CASSANDRA_ADMIN_CONN_ID)
@@ -567,6 +568,21 @@ def ensure_cassandra_roles_with_connections() -> list[str]:
     return ensure_cassandra_roles(
         cassandra_connector((admin.host or "").split(",")[0], int(admin.port or 9042)),
         passwords)
+
+
+def ensure_kafka_principals_with_connections() -> list[str]:
+    """ensure_kafka_principals() through the admin's connection, each principal's password from
+    its own connection (docker compose's init; local mode's `up` uses the state folder)."""
+    from include.connections import kafka_config
+
+    passwords = {}
+    for conn_id, principal in names.KAFKA_CONN_PRINCIPALS.items():
+        config = kafka_config(conn_id)
+        if config.get("sasl.username") != principal or not config.get("sasl.password"):
+            raise ValueError(f"connection {conn_id} must log in as {principal} with a password "
+                             f"(it has sasl.username {config.get('sasl.username')!r})")
+        passwords[principal] = config["sasl.password"]
+    return ensure_kafka_principals(kafka_config(names.KAFKA_ADMIN_CONN_ID), passwords)
 
 
 def main(argv: list[str] | None = None) -> int:

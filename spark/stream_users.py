@@ -435,7 +435,8 @@ def cassandra_login(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 def kafka_login(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The Kafka source's login options from the environment's librdkafka-named settings
-    (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`); none without."""
+    (`security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, and with TLS
+    `ssl.ca.location`, the PEM file of the CA to trust); none without."""
     environ = os.environ if environ is None else environ
     security = json.loads(environ.get(names.STREAM_KAFKA_SECURITY_ENV) or "{}")
     if not security.get("sasl.username"):
@@ -445,8 +446,11 @@ def kafka_login(environ: dict[str, str] | None = None) -> dict[str, str]:
     jaas = (f"org.apache.kafka.common.security.{module} required "
             f"username={json.dumps(security['sasl.username'])} "
             f"password={json.dumps(security['sasl.password'])};")
-    return {"kafka.security.protocol": security["security.protocol"],
-            "kafka.sasl.mechanism": security["sasl.mechanism"], "kafka.sasl.jaas.config": jaas}
+    options = {"kafka.security.protocol": security["security.protocol"],
+               "kafka.sasl.mechanism": security["sasl.mechanism"], "kafka.sasl.jaas.config": jaas}
+    if ca := security.get("ssl.ca.location"):
+        options |= {"kafka.ssl.truststore.type": "PEM", "kafka.ssl.truststore.location": ca}
+    return options
 
 
 def run(args: argparse.Namespace) -> StreamReport:

@@ -124,9 +124,9 @@ def login_environment(cassandra_role: str, cassandra_password: str,
                       kafka_security: Mapping[str, str]) -> dict[str, str]:
     """The stream job's logins as the environment variables it reads: its Cassandra role, and
     its Kafka principal's security settings (librdkafka's names: `security.protocol`,
-    `sasl.*`)."""
+    `sasl.*`, `ssl.*`)."""
     security = {key: value for key, value in kafka_security.items()
-                if key.startswith(("security.", "sasl."))}
+                if key.startswith(("security.", "sasl.", "ssl."))}
     return {names.STREAM_CASSANDRA_USERNAME_ENV: cassandra_role,
             names.STREAM_CASSANDRA_PASSWORD_ENV: cassandra_password,
             names.STREAM_KAFKA_SECURITY_ENV: json.dumps(security)}

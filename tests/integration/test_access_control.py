@@ -4,7 +4,6 @@ scratch keyspaces."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -13,6 +12,13 @@ from cassandra.cluster import Cluster, NoHostAvailable
 
 from include import names, provisioning
 from local_stack.services import cassandra_session
+from tests.integration.kafka_support import (
+    create_topic,
+    kafka_refuses,
+    list_topics,
+    produce_probe,
+    read_probe,
+)
 
 USER_ROW = ("INSERT INTO {ks}.users (user_id, event_id, first_name) "
             "VALUES (6f1c5f9e-4d6b-4a8e-9a59-2b0c7e1d3a01, 1, 'probe')")
@@ -215,64 +221,6 @@ def test_each_pipeline_role_has_only_its_rights_on_the_staging_tables(stack, scr
 
 # --- Kafka --------------------------------------------------------------------------------
 
-def _kafka_refuses(config: dict, action) -> None:
-    """`action(config)` must fail with an authorization or authentication error."""
-    from confluent_kafka import KafkaException
-
-    with pytest.raises(KafkaException) as refused:
-        action(config)
-    assert any(word in str(refused.value) for word in (
-        "AUTHORIZATION", "Authorization", "authorization", "Authentication", "SASL",
-        "transport")), refused.value
-
-
-def _produce(config: dict, topic: str) -> None:
-    from confluent_kafka import KafkaException, Producer
-
-    errors = []
-    producer = Producer({**config, "message.timeout.ms": 10_000,
-                         "socket.connection.setup.timeout.ms": 5_000})
-    producer.produce(topic, b"probe", key=b"k", on_delivery=lambda err, msg: errors.append(err))
-    producer.flush(20)
-    if errors and errors[0] is not None:
-        raise KafkaException(errors[0])
-    assert errors == [None], errors
-
-
-def _read(config: dict, topic: str, group: str) -> bytes:
-    from confluent_kafka import Consumer, KafkaException
-
-    consumer = Consumer({**config, "group.id": group, "auto.offset.reset": "earliest",
-                         "enable.auto.commit": False})
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            message = consumer.poll(1)
-            if message is None:
-                continue
-            if message.error():
-                raise KafkaException(message.error())
-            return message.value()
-        raise AssertionError("no message within 20 s")
-    finally:
-        consumer.close()
-
-
-def _list_topics(config: dict) -> set[str]:
-    from confluent_kafka.admin import AdminClient
-
-    client = AdminClient({**config, "socket.connection.setup.timeout.ms": 5_000})
-    return set(client.list_topics(timeout=10).topics)
-
-
-def _create_topic(config: dict, name: str) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    client = AdminClient(config)
-    client.create_topics([NewTopic(name, 1, 1)])[name].result(15)
-
-
 @pytest.fixture(scope="module")
 def scratch_topic(stack):
     from confluent_kafka.admin import AdminClient
@@ -286,18 +234,18 @@ def scratch_topic(stack):
     AdminClient(kafka_client(stack.settings)).delete_topics([topic])
 
 
-def test_kafka_refuses_anonymous_clients_and_unknown_logins(stack, scratch_topic):
+def testkafka_refuses_anonymous_clients_and_unknown_logins(stack, scratch_topic):
     from include.provisioning import kafka_login
     from local_stack.services import kafka_client
 
     anonymous = {"bootstrap.servers": stack.settings.kafka_bootstrap}
-    _kafka_refuses(anonymous, _list_topics)
+    kafka_refuses(anonymous, list_topics)
     for principal in (names.KAFKA_RELAY_PRINCIPAL, "nobody"):
         wrong = {**anonymous, **kafka_login(principal, "not-the-password")}
-        _kafka_refuses(wrong, _list_topics)
+        kafka_refuses(wrong, list_topics)
     # PLAIN knows the admin only: a pipeline principal cannot use it with its own password.
     stream = kafka_client(stack.settings, names.KAFKA_STREAM_PRINCIPAL)
-    _kafka_refuses({**stream, "sasl.mechanism": "PLAIN"}, _list_topics)
+    kafka_refuses({**stream, "sasl.mechanism": "PLAIN"}, list_topics)
 
 
 def test_each_kafka_principal_may_do_its_job_and_nothing_more(stack, scratch_topic):
@@ -305,15 +253,15 @@ def test_each_kafka_principal_may_do_its_job_and_nothing_more(stack, scratch_top
 
     relay, stream, status = (kafka_client(stack.settings, principal) for principal in (
         names.KAFKA_RELAY_PRINCIPAL, names.KAFKA_STREAM_PRINCIPAL, names.KAFKA_STATUS_PRINCIPAL))
-    _produce(relay, scratch_topic)
-    assert _read(stream, scratch_topic, f"{names.STREAM_GROUP_PREFIX}-probe") == b"probe"
-    assert _read(status, scratch_topic, names.PIPELINE_PAGE_GROUP) == b"probe"
+    produce_probe(relay, scratch_topic)
+    assert read_probe(stream, scratch_topic, f"{names.STREAM_GROUP_PREFIX}-probe") == b"probe"
+    assert read_probe(status, scratch_topic, names.PIPELINE_PAGE_GROUP) == b"probe"
     for config in (stream, status):
-        _kafka_refuses(config, lambda c: _produce(c, scratch_topic))
-    _kafka_refuses(relay, lambda c: _read(c, scratch_topic, f"{names.STREAM_GROUP_PREFIX}-x"))
-    _kafka_refuses(stream, lambda c: _read(c, scratch_topic, "another-group"))
+        kafka_refuses(config, lambda c: produce_probe(c, scratch_topic))
+    kafka_refuses(relay, lambda c: read_probe(c, scratch_topic, f"{names.STREAM_GROUP_PREFIX}-x"))
+    kafka_refuses(stream, lambda c: read_probe(c, scratch_topic, "another-group"))
     for config in (relay, stream, status):
-        _kafka_refuses(config, lambda c: _create_topic(c, f"acl-new-{uuid.uuid4().hex[:6]}"))
-        assert scratch_topic in _list_topics(config)
+        kafka_refuses(config, lambda c: create_topic(c, f"acl-new-{uuid.uuid4().hex[:6]}"))
+        assert scratch_topic in list_topics(config)
         # Topics without the pipeline's grants stay invisible.
-        assert "__consumer_offsets" not in _list_topics(config)
+        assert "__consumer_offsets" not in list_topics(config)

@@ -207,3 +207,37 @@ def test_no_secret_is_set_in_the_repo_or_on_a_command_line():
     for name, service in SERVICES.items():
         command = " ".join(service.get("command") or [])
         assert "${" not in command, f"{name} interpolates a value into its command line"
+
+
+def test_kafka_takes_only_logins_over_tls_and_each_connection_has_its_principal():
+    from include import names
+
+    kafka = _environment(SERVICES["kafka"])
+    protocols = dict(item.split(":") for item in
+                     kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    for listener in kafka["KAFKA_LISTENERS"].split(","):
+        assert protocols[listener.split("://")[0]].startswith("SASL_"), listener
+    assert [protocols[listener.split("://")[0]] for listener in
+            kafka["KAFKA_ADVERTISED_LISTENERS"].split(",")] == ["SASL_SSL"]
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert kafka["KAFKA_SUPER_USERS"] == f"User:{names.KAFKA_ADMIN_PRINCIPAL}"
+    airflow = _environment(SERVICES["airflow-scheduler"])
+    for conn_id, principal in names.KAFKA_CONN_PRINCIPALS.items():
+        extra = json.loads(airflow[f"AIRFLOW_CONN_{conn_id.upper()}"])["extra"]
+        assert extra["security.protocol"] == "SASL_SSL", conn_id
+        assert extra["sasl.username"] == principal, conn_id
+        assert re.fullmatch(r"\$\{KAFKA_\w+_PASSWORD\}", extra["sasl.password"]), conn_id
+        ca_dir = extra["ssl.ca.location"].rsplit("/", 1)[0]
+        # The Airflow services (the relay, the Spark driver) and the executors find the CA.
+        for name in ("airflow-scheduler", "spark-worker"):
+            assert f"kafka-ca:{ca_dir}:ro" in SERVICES[name]["volumes"], name
+
+
+def test_only_the_broker_and_its_certificate_step_see_the_brokers_secrets():
+    holders = {name for name, service in SERVICES.items()
+               if any(str(volume).startswith("kafka-secrets:")
+                      for volume in service.get("volumes", []))}
+    assert holders == {"kafka", "kafka-tls"}
+    assert SERVICES["kafka"]["depends_on"]["kafka-tls"]["condition"] == \
+        "service_completed_successfully"
+    assert "--command-config /etc/kafka/secrets/" in SERVICES["kafka"]["healthcheck"]["test"][1]

@@ -179,3 +179,19 @@ def test_a_row_older_than_the_sampled_event_is_stale():
     landed = {"a": 9, "b": 6, "c": 1}  # d is missing, which is another problem
     assert stale_user_ids(expected, landed) == ["b"]
 
+
+
+def test_the_jobs_kafka_login_trusts_the_ca_the_connection_names():
+    from include.stream.job import login_environment
+
+    security = {"bootstrap.servers": "kafka:9092", "security.protocol": "SASL_SSL",
+                "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "u", "sasl.password": "p",
+                "ssl.ca.location": "/ca/ca.pem"}
+    options = stream_users.kafka_login(login_environment("role", "secret", security))
+    assert options["kafka.security.protocol"] == "SASL_SSL"
+    assert options["kafka.ssl.truststore.type"] == "PEM"
+    assert options["kafka.ssl.truststore.location"] == "/ca/ca.pem"
+    assert "bootstrap" not in json.dumps(options)
+    plaintext = {key: value for key, value in security.items() if key != "ssl.ca.location"}
+    assert not any(key.startswith("kafka.ssl.") for key in
+                   stream_users.kafka_login(login_environment("role", "secret", plaintext)))
