@@ -41,6 +41,7 @@ from cassandra.concurrent import execute_concurrent_with_args
 from confluent_kafka import Producer
 
 from bench import cpu
+from bench.stack_load import BackgroundSampler
 from include import names
 from include.provisioning import TopicSpec, ensure_topic
 from local_stack.airflow_api import AirflowApi
@@ -67,6 +68,8 @@ class Landing:
     latency_max_s: float
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     machine: dict[str, float] = field(default_factory=dict)
+    # CPU per user landed, by service (bench.stack_load's lines), from trigger to the last row.
+    cpu_us_per_user: dict[str, int] = field(default_factory=dict)
 
 
 def _events_after(ctx: Context, first_id: int) -> list[tuple[int, str, datetime]]:
@@ -180,6 +183,7 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
     first_id = _last_event_id(ctx)
     since = datetime.now(UTC)
     started, ticks = time.time(), cpu.machine_ticks()
+    sampler = BackgroundSampler(ctx.settings).start()
     api.set_paused(INGEST, False)
     try:
         for i in range(windows):
@@ -198,10 +202,14 @@ def bulk_phase(ctx: Context, api: AirflowApi, session, users: int, window_users:
         api.set_paused(INGEST, True)
     events, landed = _wait_for_landing(ctx, session, first_id, timeout_s)
     machine = cpu.machine_shares(ticks, cpu.machine_ticks())
+    load = sampler.stop()
     api.settle(*names.PIPELINE_DAG_IDS)
     result = _landing(events, landed, started)
     result.runs = _run_summary(api, since)
     result.machine = machine
+    result.cpu_us_per_user = {label: round(seconds * 1e6 / len(events))
+                              for label, seconds in load.most_common()}
+    result.cpu_us_per_user["total"] = round(sum(load.values()) * 1e6 / len(events))
     return result
 
 

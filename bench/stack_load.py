@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -95,6 +96,31 @@ class LoadSampler:
         for key, first_cpu in self.first.items():
             load[self.labels[key]] += self.last[key] - first_cpu
         return load
+
+
+class BackgroundSampler:
+    """A LoadSampler that reads twice a second on its own thread between start() and stop();
+    stop() returns the CPU seconds per line (service, Spark job, Airflow workers)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.sampler = LoadSampler(settings)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load-sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.sampler.read()
+
+    def start(self) -> BackgroundSampler:
+        self.sampler.read()
+        self._thread.start()
+        return self
+
+    def stop(self) -> Counter:
+        self._stop.set()
+        self._thread.join()
+        self.sampler.read()
+        return self.sampler.by_service()
 
 
 def main() -> None:
