@@ -13,6 +13,9 @@ Three phases, one after the other:
    (acks=1, no delivery check), then the tutorials' Spark job (`bench/tutorial_stream_job.py`)
    appending to Cassandra; `--tutorial-users` users.
 
+Then the Cassandra ceiling (`bench.cassandra_ceiling`, `--ceiling-seconds`, 0 skips it): what
+Cassandra alone takes on the same stack, and the bulk phase's users/s as a ratio to it.
+
 Latency per event = the row's landing time (see `_landed_rows`) - the outbox row's `created_at`
 (the ingest transaction's start, so a little more than from its commit). Every landed row is also
 checked to come from the user's own event: exactly once, nothing missing.
@@ -40,7 +43,7 @@ import requests
 from cassandra.concurrent import execute_concurrent_with_args
 from confluent_kafka import Producer
 
-from bench import cpu
+from bench import cassandra_ceiling, cpu
 from bench.stack_load import BackgroundSampler
 from include import names
 from include.provisioning import TopicSpec, ensure_topic
@@ -304,6 +307,8 @@ def main() -> None:
                         help="0 skips the scheduled phase")
     parser.add_argument("--tutorial-users", type=int, default=5_000,
                         help="0 skips the tutorials' phase")
+    parser.add_argument("--ceiling-seconds", type=float, default=30,
+                        help="0 skips the Cassandra ceiling")
     parser.add_argument("--timeout-s", type=float, default=1800)
     args = parser.parse_args()
     ctx, _ = make_context(Settings.from_env())
@@ -327,7 +332,19 @@ def main() -> None:
         for dag_id in (INGEST, RELAY, STREAM):
             api.set_paused(dag_id, True)
         cluster.shutdown()
+    ceiling = None
+    if args.ceiling_seconds:
+        try:
+            ceiling = asdict(cassandra_ceiling.measure(ctx.settings, args.ceiling_seconds))
+        except cassandra_ceiling.LatteMissing as missing:
+            print(f"no Cassandra ceiling: {missing}", flush=True)
+    if ceiling:
+        print(f"bulk {bulk.users_per_s:,} users/s; Cassandra ceiling {ceiling['rows_per_s']:,} "
+              f"rows/s; ratio {bulk.users_per_s / ceiling['rows_per_s']:.2f}", flush=True)
     report = {"bulk": asdict(bulk), "scheduled": asdict(scheduled) if scheduled else None,
+              "cassandra_ceiling": ceiling,
+              "ratio_to_ceiling": (round(bulk.users_per_s / ceiling["rows_per_s"], 3)
+                                   if ceiling else None),
               "tutorial": tutorial,
               "ratio_to_tutorial": (round(bulk.users_per_s / max(tutorial["users_per_s"], 1), 1)
                                     if tutorial else None),
