@@ -69,9 +69,9 @@ def measure(settings: Settings, seconds: float = 30, concurrency: int = 128) -> 
     """latte's write rate into a scratch keyspace (dropped afterwards), as the generated admin."""
     latte = latte_binary()
     keyspace = f"ceiling_{uuid.uuid4().hex[:8]}"
-    cluster, session = cassandra_session(settings, timeout=30)
     password = read_env_file(settings.secrets_file)[
         CASSANDRA_PASSWORD_NAMES[names.CASSANDRA_ADMIN_ROLE]]
+    cluster, session = cassandra_session(settings, timeout=30, password=password)
     try:
         apply_cql(session, keyspace)
         with tempfile.TemporaryDirectory() as work:

@@ -338,13 +338,12 @@ def main() -> None:
             ceiling = asdict(cassandra_ceiling.measure(ctx.settings, args.ceiling_seconds))
         except cassandra_ceiling.LatteMissing as missing:
             print(f"no Cassandra ceiling: {missing}", flush=True)
+    ratio_to_ceiling = round(bulk.users_per_s / ceiling["rows_per_s"], 3) if ceiling else None
     if ceiling:
         print(f"bulk {bulk.users_per_s:,} users/s; Cassandra ceiling {ceiling['rows_per_s']:,} "
-              f"rows/s; ratio {bulk.users_per_s / ceiling['rows_per_s']:.2f}", flush=True)
+              f"rows/s; ratio {ratio_to_ceiling:.2f}", flush=True)
     report = {"bulk": asdict(bulk), "scheduled": asdict(scheduled) if scheduled else None,
-              "cassandra_ceiling": ceiling,
-              "ratio_to_ceiling": (round(bulk.users_per_s / ceiling["rows_per_s"], 3)
-                                   if ceiling else None),
+              "cassandra_ceiling": ceiling, "ratio_to_ceiling": ratio_to_ceiling,
               "tutorial": tutorial,
               "ratio_to_tutorial": (round(bulk.users_per_s / max(tutorial["users_per_s"], 1), 1)
                                     if tutorial else None),

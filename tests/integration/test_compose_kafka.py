@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from include import names, provisioning
-from include.stream.job import STREAM_JOB, login_environment
+from include.stream.job import login_environment
 from tests.integration.kafka_support import (
     create_topic,
     kafka_refuses,
@@ -26,6 +26,7 @@ from tests.integration.kafka_support import (
     produce_probe,
     read_probe,
 )
+from tests.stream_job_module import load_stream_job
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -81,10 +82,12 @@ def _broker_properties(env: dict[str, str], secrets_dir: Path, data: Path, port:
     return moved
 
 
-def _java(settings, *args: str, java_options: list[str] | None = None,
-          timeout: float = 120) -> subprocess.CompletedProcess:
-    classpath = str(settings.jvm_dir / "kafka" / "lib" / "*")
-    return subprocess.run(["java", *(java_options or []), "-cp", classpath, *args],
+def _kafka_classpath(settings) -> str:
+    return str(settings.jvm_dir / "kafka" / "lib" / "*")
+
+
+def _java(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["java", "-cp", _kafka_classpath(settings), *args],
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -120,10 +123,10 @@ class ComposeBroker:
         assert formatted.returncode == 0, formatted.stderr[-2000:]
         options = [env["KAFKA_OPTS"].replace(SECRETS_IN_IMAGE, str(self.secrets_dir)),
                    "-Xmx256m"]
-        classpath = str(self.settings.jvm_dir / "kafka" / "lib" / "*")
         self.log = (self.secrets_dir.parent / "broker.log").open("w")
-        self.process = subprocess.Popen(["java", *options, "-cp", classpath, "kafka.Kafka",
-                                         str(config)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            ["java", *options, "-cp", _kafka_classpath(self.settings), "kafka.Kafka",
+             str(config)], stdout=self.log, stderr=subprocess.STDOUT)
 
     def client(self, conn_id: str) -> dict[str, str]:
         """The compose connection's librdkafka settings, pointed at this broker and CA."""
@@ -223,13 +226,7 @@ def test_the_java_client_reads_with_the_stream_jobs_options_and_the_check_logs_i
         broker, topic, stack, tmp_path):
     """What Spark's Kafka source gets (spark/stream_users.kafka_login), given the compose
     connection; and the health check's login file that compose/kafka-tls.sh writes."""
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location("stream_users_compose_probe", STREAM_JOB)
-    job = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = job
-    spec.loader.exec_module(job)
+    job = load_stream_job()
     produce_probe(broker.client(names.KAFKA_CONN_ID), topic)
     options = job.kafka_login(login_environment("unused", "unused",
                                                 broker.client(names.KAFKA_STREAM_CONN_ID)))

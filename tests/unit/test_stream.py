@@ -3,10 +3,8 @@ the job's arguments, the keys and offsets the landing check verifies."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,17 +22,9 @@ from include.stream.verify import (
     stale_user_ids,
     uncounted_messages,
 )
+from tests.stream_job_module import load_stream_job
 
-
-def _load_job_module():
-    spec = importlib.util.spec_from_file_location("stream_users", STREAM_JOB)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
-stream_users = _load_job_module()
+stream_users = load_stream_job()
 
 
 def _cql_columns(table: str) -> list[tuple[str, str]]:
