@@ -3,6 +3,7 @@
 #                           the DAGs and wait for the first users to land in Cassandra
 #   make up SOURCE=local    the same, with the bundled randomuser-compatible API as the source
 #   make up PAUSED=true     the same, but the DAGs are left paused
+#   make up TOPOLOGY=cluster  3 Kafka brokers, 3 Cassandra nodes, Spark standalone, Celery workers
 #   make test               up, then the whole test suite against the running stack
 #   make status | down | clean | lint
 SHELL := /bin/bash
@@ -12,6 +13,9 @@ UV := $(PYTHON) -m uv
 VENV_PY := .venv/bin/python
 ifdef SOURCE
 export USERSTREAM_SOURCE := $(SOURCE)
+endif
+ifdef TOPOLOGY
+export USERSTREAM_TOPOLOGY := $(TOPOLOGY)
 endif
 ifdef PAUSED
 export USERSTREAM_START_PAUSED := $(PAUSED)

@@ -24,8 +24,8 @@ from include import names
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import make_context
-from local_stack.services import active_services
 from local_stack.settings import Settings
+from local_stack.topology import active_services
 
 DAG_IDS = names.PIPELINE_DAG_IDS
 SPARK_JOB = "spark job"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from local_stack import processes
-from local_stack.services import active_services
 from local_stack.settings import Settings
+from local_stack.topology import active_services
 
 
 def _kib(pid: int, field: str) -> int:

@@ -25,10 +25,13 @@ def registry_url(conn_id: str = names.SCHEMA_REGISTRY_CONN_ID) -> str:
 
 
 def cassandra_endpoint(conn_id: str = names.CASSANDRA_CONN_ID) -> tuple[str, int]:
+    """The connection's contact points (comma-separated, as the hook and the Spark connector
+    both take them: a job still starts while one node is down) and port."""
     from airflow.sdk import BaseHook
 
     conn = BaseHook.get_connection(conn_id)
-    return (conn.host or "127.0.0.1").split(",")[0], int(conn.port or 9042)
+    hosts = [h.strip() for h in (conn.host or "127.0.0.1").split(",") if h.strip()]
+    return ",".join(hosts), int(conn.port or 9042)
 
 
 def stream_job_login() -> dict[str, str]:

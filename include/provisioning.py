@@ -36,6 +36,9 @@ SUBJECT_COMPATIBILITY = "BACKWARD"
 TOPIC_PARTITIONS_SETTING = "USERSTREAM_TOPIC_PARTITIONS"
 TOPIC_REPLICATION_SETTING = "USERSTREAM_TOPIC_REPLICATION_FACTOR"
 TOPIC_RETENTION_SETTING = "USERSTREAM_TOPIC_RETENTION_HOURS"
+# With acks=all, a write needs this many in-sync copies: 2 of 3 survives the loss of a broker.
+TOPIC_MIN_INSYNC_SETTING = "USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS"
+KEYSPACE_REPLICATION_SETTING = cql.KEYSPACE_REPLICATION_SETTING
 ALERTS_WEBHOOK_SETTING = f"AIRFLOW_CONN_{names.ALERTS_WEBHOOK_CONN_ID.upper()}"
 
 
@@ -49,18 +52,29 @@ class TopicSpec:
     partitions: int = 3
     replication_factor: int = 1
     retention_hours: int | None = None  # None: the broker's default (7 days)
+    min_insync_replicas: int | None = None  # None: the broker's default
+
+    def __post_init__(self) -> None:
+        if (self.min_insync_replicas or 1) > self.replication_factor:
+            raise ValueError(f"{TOPIC_MIN_INSYNC_SETTING} ({self.min_insync_replicas}) exceeds "
+                             f"{TOPIC_REPLICATION_SETTING} ({self.replication_factor}): no "
+                             f"write could ever be acknowledged")
 
     @classmethod
     def from_env(cls, name: str = names.USERS_TOPIC,
                  environ: Mapping[str, str] = os.environ) -> TopicSpec:
         return cls(name, _positive_int(environ, TOPIC_PARTITIONS_SETTING, 3),
                    _positive_int(environ, TOPIC_REPLICATION_SETTING, 1),
-                   _positive_int(environ, TOPIC_RETENTION_SETTING, 168))
+                   _positive_int(environ, TOPIC_RETENTION_SETTING, 168),
+                   _positive_int(environ, TOPIC_MIN_INSYNC_SETTING, 1))
 
     def configs(self) -> dict[str, str]:
-        if self.retention_hours is None:
-            return {}
-        return {"retention.ms": str(self.retention_hours * 3_600_000)}
+        configs = {}
+        if self.retention_hours is not None:
+            configs["retention.ms"] = str(self.retention_hours * 3_600_000)
+        if self.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.min_insync_replicas)
+        return configs
 
 
 def _positive_int(environ: Mapping[str, str], setting: str, default: int) -> int:
@@ -391,7 +405,8 @@ def refused_login(error: Exception) -> bool:
 
 
 def ensure_cassandra_roles(connect: Callable[[str, str], Any], passwords: Mapping[str, str],
-                           wait_s: float = 120) -> list[str]:
+                           wait_s: float = 120,
+                           environ: Mapping[str, str] = os.environ) -> list[str]:
     """Logs in as the generated superuser, replacing Cassandra's default `cassandra` one first if
     it still exists; then creates the pipeline's login roles (no superuser, no rights yet: the
     CQL's grants give those per keyspace) and sets their passwords to `passwords` (role ->
@@ -406,9 +421,10 @@ def ensure_cassandra_roles(connect: Callable[[str, str], Any], passwords: Mappin
     except NoHostAvailable as exc:
         if not refused_login(exc):
             raise
-        session = _replace_default_superuser(connect, passwords[admin], wait_s)
+        session = _replace_default_superuser(connect, passwords[admin], wait_s, environ)
         changes.append(f"replaced the default superuser with {admin}")
     try:
+        _replicate_roles(session, environ)
         existing = {row.role for row in session.execute("LIST ROLES")}
         for role in LOGIN_ROLES:
             verb = "ALTER ROLE" if role in existing else "CREATE ROLE"
@@ -421,8 +437,14 @@ def ensure_cassandra_roles(connect: Callable[[str, str], Any], passwords: Mappin
     return changes
 
 
+def _replicate_roles(session: Any, environ: Mapping[str, str]) -> None:
+    """Roles and passwords (`system_auth`) with as many copies as the pipeline's keyspace: with
+    Cassandra's default of one, losing that node refuses every login."""
+    session.execute(f"ALTER KEYSPACE system_auth WITH replication = {cql.replication(environ)}")
+
+
 def _replace_default_superuser(connect: Callable[[str, str], Any], admin_password: str,
-                               wait_s: float) -> Any:
+                               wait_s: float, environ: Mapping[str, str]) -> Any:
     """Creates the generated superuser as `cassandra`, then drops `cassandra`. Cassandra
     creates its default role a moment after it starts, so its login is retried for `wait_s`."""
     from cassandra.cluster import NoHostAvailable
@@ -441,6 +463,7 @@ def _replace_default_superuser(connect: Callable[[str, str], Any], admin_passwor
                     f"(restore them, or start from empty state): {exc}") from exc
             time.sleep(2)
     try:
+        _replicate_roles(default, environ)  # before the roles exist, so each has every copy
         default.execute(f"CREATE ROLE IF NOT EXISTS {admin} WITH SUPERUSER = true AND "
                         f"LOGIN = true AND PASSWORD = {_cql_text(admin_password)}")
     finally:

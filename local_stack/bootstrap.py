@@ -28,7 +28,8 @@ def ensure_cassandra_roles(ctx: Context) -> list[str]:
         return cassandra_session(ctx.settings, timeout=10, role=role, password=password)[1]
 
     return provisioning.ensure_cassandra_roles(
-        connect, {role: ctx.secret[name] for role, name in CASSANDRA_PASSWORD_NAMES.items()})
+        connect, {role: ctx.secret[name] for role, name in CASSANDRA_PASSWORD_NAMES.items()},
+        environ=ctx.env)
 
 
 def ensure_kafka_principals(ctx: Context) -> list[str]:

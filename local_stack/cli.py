@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from include import names
 from include.provisioning import ALERTS_WEBHOOK_SETTING
@@ -20,15 +21,21 @@ from local_stack import bootstrap, first_run, installer, processes, services
 from local_stack.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
 from local_stack.services import (
     OFFLINE_SOURCE_ONLY,
-    SERVICES,
     Context,
     Service,
     Unhealthy,
-    active_services,
     log_file,
     prepare_airflow,
 )
-from local_stack.settings import Settings, ensure_secrets, ensure_state_dir, write_env_file
+from local_stack.settings import (
+    TOPOLOGIES,
+    Settings,
+    default_state_dir,
+    ensure_secrets,
+    ensure_state_dir,
+    write_env_file,
+)
+from local_stack.topology import active_services, all_services
 from ops import pipeline_page, pipeline_status
 
 
@@ -65,10 +72,11 @@ def start_service(service: Service, ctx: Context) -> bool:
         processes.adopt(settings.run_dir, service.name, orphan)
         _say(f"  adopted running {service.name} (pid {orphan})")
         return False
-    busy = [p for p in service.ports(settings) if processes.port_in_use(settings.host, p)]
+    host = service.address(settings)
+    busy = [p for p in service.ports(settings) if processes.port_in_use(host, p)]
     if busy:
         raise StartupError(
-            f"{service.name} cannot start: port(s) {busy} on {settings.host} are already in use "
+            f"{service.name} cannot start: port(s) {busy} on {host} are already in use "
             f"by a process local mode did not start. Stop it, or choose other ports with the "
             f"USERSTREAM_*_PORT settings (see .env.example).")
     service.prepare(ctx)
@@ -122,13 +130,19 @@ def up(settings: Settings) -> int:
 
     airflow = [s for s in services if s.name.startswith("airflow-")]
     others = [s for s in services if s.name != "postgres" and s not in airflow]
-    for service in others:
+    parallel = [s for s in others if not s.serial]
+    for service in parallel:
         if start_service(service, ctx):
             _say(f"  started {service.name}")
     with ThreadPoolExecutor(max_workers=1) as pool:
         airflow_needed = any(not processes.running(settings.run_dir, s.name) for s in airflow)
         migrate = pool.submit(prepare_airflow, ctx) if airflow_needed else None
-        wait_healthy(others, ctx)
+        for service in others:
+            if service.serial:
+                if start_service(service, ctx):
+                    _say(f"  started {service.name}")
+                wait_healthy([service], ctx)
+        wait_healthy(parallel, ctx)
         if migrate is not None:
             migrate.result()
     for service in airflow:
@@ -161,7 +175,7 @@ def _apply_source_change(settings: Settings) -> None:
     if previous is None or previous == settings.source:
         return
     _say(f"  source changed from {previous} to {settings.source}: restarting Airflow")
-    for service in reversed(SERVICES):
+    for service in reversed(all_services(settings)):
         if service.name.startswith("airflow-") or (
                 service.name in OFFLINE_SOURCE_ONLY and settings.source != "local"):
             processes.stop(settings.run_dir, service.name, graceful_signal=service.stop_signal,
@@ -170,7 +184,8 @@ def _apply_source_change(settings: Settings) -> None:
 
 def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
     s = ctx.settings
-    _say(f"\nuserstream local stack is up ({elapsed:.0f}s). Source: {s.source}")
+    _say(f"\nuserstream local stack is up ({elapsed:.0f}s). Source: {s.source}, "
+         f"topology: {s.topology}")
     for service in active_services(s):
         _say(f"  {service.name:<22} {service.describe(s)}")
     _say(f"\n  Airflow UI: {s.airflow_url}  user: {AIRFLOW_ADMIN_USER}")
@@ -185,11 +200,21 @@ def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
 
 
 def down(settings: Settings) -> int:
-    for service in reversed(SERVICES):
+    for service in reversed(all_services(settings)):
         result = processes.stop(settings.run_dir, service.name,
                                 graceful_signal=service.stop_signal,
                                 timeout_s=service.stop_timeout_s)
         _say(f"  {service.name:<22} {result}")
+    return 0
+
+
+def down_every_topology() -> int:
+    """`make down` without TOPOLOGY: stops whichever topology runs from its default folder."""
+    for topology in TOPOLOGIES:
+        if (default_state_dir(topology) / "run").exists():
+            _say(f"{topology}:")
+            down(replace(Settings.from_env(), topology=topology,
+                         state_dir=default_state_dir(topology)))
     return 0
 
 
@@ -264,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         commands = {"up": up, "down": down, "status": status, "clean": clean,
                     "compose-env": compose_env}
+        if args.command == "down" and not os.environ.get("USERSTREAM_TOPOLOGY") \
+                and not os.environ.get("USERSTREAM_STATE_DIR"):
+            return down_every_topology()
         return commands[args.command](settings)
     except (StartupError, installer.InstallError) as exc:
         print(f"\nerror: {exc}", file=sys.stderr, flush=True)

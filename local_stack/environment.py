@@ -55,7 +55,7 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         ),
         # Never let the Spark hook fall back to its silent `yarn` default: the master is explicit.
         "AIRFLOW_CONN_" + names.SPARK_CONN_ID.upper(): _conn(
-            "spark", host="local[2]", extra={"deploy-mode": "client"},
+            "spark", host=settings.spark_master, extra={"deploy-mode": "client"},
         ),
         **cassandra_connections(settings, secret),
         "AIRFLOW_CONN_" + names.RANDOMUSER_CONN_ID.upper(): randomuser,
@@ -73,14 +73,24 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         # Spark's scratch space (a driver's copies of the jars, shuffle files). A job killed
         # with SIGKILL leaves its folder behind: keep those in the state folder, not /tmp.
         "SPARK_LOCAL_DIRS": str(settings.spark_dir / "local"),
+        **replication_settings(settings),
     }
+
+
+def replication_settings(settings: Settings) -> dict[str, str]:
+    """How many copies the topic and the keyspace keep: one per node, up to 3, and a write
+    acknowledged by a majority of them."""
+    copies = min(len(settings.node_hosts), 3)
+    return {provisioning.TOPIC_REPLICATION_SETTING: str(copies),
+            provisioning.TOPIC_MIN_INSYNC_SETTING: str(copies // 2 + 1),
+            provisioning.KEYSPACE_REPLICATION_SETTING: str(copies)}
 
 
 def cassandra_connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
     """One connection per Cassandra role: reading (the provider's default), the stream job's
     writes, provisioning."""
     return {"AIRFLOW_CONN_" + conn_id.upper(): _conn(
-        "cassandra", host=settings.host, port=settings.cassandra_port,
+        "cassandra", host=",".join(settings.node_hosts), port=settings.cassandra_port,
         schema=names.CASSANDRA_KEYSPACE, login=role,
         password=secret.get(CASSANDRA_PASSWORD_NAMES[role], ""))
         for conn_id, role in names.CASSANDRA_CONN_ROLES.items()}
@@ -120,6 +130,27 @@ def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, st
         # the log servers (which bind every address, whatever the settings) are not started.
         "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": settings.host,
         "PYTHONPATH": str(PROJECT_ROOT),
+        **(celery_settings(settings, secret) if settings.clustered else {}),
+    }
+
+
+def celery_settings(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
+    """The cluster's distributed executor: Celery with Redis as its broker. The provider acks a
+    task only once it finished (`task_acks_late`, its default), and a task whose worker died
+    stops heartbeating: the scheduler fails it after the timeout below and Airflow retries it."""
+    role = names.POSTGRES_AIRFLOW_ROLE
+    password = quote(secret.get(POSTGRES_PASSWORD_NAMES[role], ""), safe="")
+    redis_password = quote(secret.get("REDIS_PASSWORD", ""), safe="")
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL":
+            f"redis://:{redis_password}@{settings.host}:{settings.redis_port}/0",
+        "AIRFLOW__CELERY__RESULT_BACKEND": (
+            f"db+postgresql://{role}:{password}@{settings.host}:{settings.postgres_port}/"
+            f"{names.AIRFLOW_DATABASE}"),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
     }
 
 

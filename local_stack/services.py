@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from string import Template
 
@@ -54,6 +55,11 @@ class Service:
     adopt: Callable[[Settings], int | None] = lambda s: None
     stop_signal: int = signal.SIGTERM
     stop_timeout_s: float = 30.0
+    host: str | None = None  # the address it listens on, when not the stack's `host`
+    serial: bool = False  # started only once the services before it are healthy
+
+    def address(self, settings: Settings) -> str:
+        return self.host or settings.host
 
 
 class Unhealthy(RuntimeError):
@@ -64,7 +70,7 @@ def log_file(settings: Settings, name: str) -> Path:
     return settings.log_dir / f"{name}.log"
 
 
-def _render(template: str, target: Path, **values: object) -> Path:
+def render_conf(template: str, target: Path, **values: object) -> Path:
     text = Template((CONF_DIR / template).read_text()).substitute(
         {k: str(v) for k, v in values.items()})
     write_private_file(target, text)  # Kafka's holds its admin's credential
@@ -208,8 +214,23 @@ def _postgres_health(ctx: Context) -> str:
 
 # --- Kafka ----------------------------------------------------------------------------------
 
-def _kafka_paths(s: Settings) -> tuple[Path, Path, Path]:
-    base = s.state_dir / "kafka"
+@dataclass(frozen=True)
+class Node:
+    """One node of a service that runs on several addresses in `cluster` (Kafka, Cassandra)."""
+
+    service: str  # the service's name: `kafka` in `single`, `kafka-2` in `cluster`
+    index: int  # 1-based: Kafka's node.id
+    host: str
+
+
+def nodes(settings: Settings, kind: str) -> list[Node]:
+    if not settings.clustered:
+        return [Node(kind, 1, settings.host)]
+    return [Node(f"{kind}-{i}", i, host) for i, host in enumerate(settings.node_hosts, 1)]
+
+
+def _kafka_paths(s: Settings, node: Node) -> tuple[Path, Path, Path]:
+    base = s.state_dir / node.service
     return base / "server.properties", base / "data", CONF_DIR / "kafka-log4j2.properties"
 
 
@@ -217,28 +238,41 @@ def _kafka_classpath(s: Settings) -> str:
     return str(s.jvm_dir / "kafka" / "lib" / "*")
 
 
-def _prepare_kafka(ctx: Context) -> None:
+def _kafka_cluster_id(s: Settings, java: list[str]) -> str:
+    """Every node of one Kafka cluster is formatted with the same cluster id, kept here."""
+    path = s.state_dir / "kafka-cluster-id"
+    if not path.exists():
+        cluster_id = subprocess.run([*java, "random-uuid"], capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1]
+        path.write_text(cluster_id + "\n")
+    return path.read_text().strip()
+
+
+def _prepare_kafka(ctx: Context, node: Node) -> None:
     s = ctx.settings
-    config, data, log4j = _kafka_paths(s)
-    _render("kafka-server.properties", config, host=s.host, port=s.kafka_port,
-            controller_port=s.kafka_controller_port, data_dir=data,
+    config, data, log4j = _kafka_paths(s, node)
+    cluster = nodes(s, "kafka")
+    # Internal topics on every broker, up to 3, and writes acknowledged by all but one of them.
+    replication = min(len(cluster), 3)
+    render_conf("kafka-server.properties", config, host=node.host, port=s.kafka_port,
+            controller_port=s.kafka_controller_port, data_dir=data, node_id=node.index,
+            voters=",".join(f"{n.index}@{n.host}:{s.kafka_controller_port}" for n in cluster),
+            replication=replication, min_isr=max(1, replication - 1),
             admin=names.KAFKA_ADMIN_PRINCIPAL,
             admin_password=ctx.secret[KAFKA_PASSWORD_NAMES[names.KAFKA_ADMIN_PRINCIPAL]])
     if (data / "meta.properties").exists():
         return
     java = ["java", "-cp", _kafka_classpath(s), f"-Dlog4j2.configurationFile={log4j}",
             "kafka.tools.StorageTool"]
-    cluster_id = subprocess.run([*java, "random-uuid"], capture_output=True, text=True,
-                                check=True).stdout.strip().splitlines()[-1]
-    result = subprocess.run([*java, "format", "-t", cluster_id, "-c", str(config)],
+    result = subprocess.run([*java, "format", "-t", _kafka_cluster_id(s, java), "-c", str(config)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         raise installer.InstallError(f"kafka storage format failed:\n{result.stderr[-2000:]}")
 
 
-def _kafka_command(ctx: Context) -> list[str]:
+def _kafka_command(ctx: Context, node: Node) -> list[str]:
     s = ctx.settings
-    config, _, log4j = _kafka_paths(s)
+    config, _, log4j = _kafka_paths(s, node)
     return ["java", f"-Xms{s.kafka_heap}", f"-Xmx{s.kafka_heap}", "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}", "-cp", _kafka_classpath(s),
@@ -254,16 +288,33 @@ def kafka_client(settings: Settings, principal: str = names.KAFKA_ADMIN_PRINCIPA
             **provisioning.kafka_login(principal, password)}
 
 
-def _kafka_health(ctx: Context) -> str:
+def _kafka_health(ctx: Context, node: Node) -> str:
+    """Healthy when this broker answers and is a live member of its cluster; says how many
+    partitions have fewer in-sync replicas than replicas (0 once a returned broker caught up)."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({**kafka_client(ctx.settings),
+                         "bootstrap.servers": f"{node.host}:{ctx.settings.kafka_port}",
                          "socket.connection.setup.timeout.ms": 2000, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=3)
     except Exception as exc:
         raise Unhealthy(str(exc)) from exc
-    return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)"
+    if node.index not in metadata.brokers:
+        raise Unhealthy(f"broker {node.index} is not a live member of the cluster "
+                        f"(live: {sorted(metadata.brokers)})")
+    partitions = [p for topic in metadata.topics.values() for p in topic.partitions.values()]
+    under = sum(len(p.isrs) < len(p.replicas) for p in partitions)
+    return (f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s), "
+            f"{under} under-replicated partition(s)")
+
+
+def kafka_services(settings: Settings) -> list[Service]:
+    return [Service(node.service, describe(f"Kafka (KRaft) on {node.host}:{{s.kafka_port}}"),
+                    partial(_kafka_command, node=node), partial(_kafka_health, node=node),
+                    prepare=partial(_prepare_kafka, node=node), host=node.host,
+                    ports=lambda s: (s.kafka_port, s.kafka_controller_port))
+            for node in nodes(settings, "kafka")]
 
 
 # --- Apicurio Registry ------------------------------------------------------------------------
@@ -308,21 +359,24 @@ def _registry_health(ctx: Context) -> str:
 
 # --- Cassandra ------------------------------------------------------------------------------
 
-def _cassandra_paths(s: Settings) -> tuple[Path, Path]:
-    base = s.state_dir / "cassandra"
+def _cassandra_paths(s: Settings, node: Node) -> tuple[Path, Path]:
+    base = s.state_dir / node.service
     return base / "cassandra.yaml", base / "data"
 
 
-def _prepare_cassandra(ctx: Context) -> None:
+def _prepare_cassandra(ctx: Context, node: Node) -> None:
     s = ctx.settings
-    config, data = _cassandra_paths(s)
-    _render("cassandra.yaml", config, host=s.host, port=s.cassandra_port,
-            storage_port=s.cassandra_storage_port, data_dir=data)
+    config, data = _cassandra_paths(s, node)
+    cluster = nodes(s, "cassandra")
+    render_conf("cassandra.yaml", config, host=node.host, port=s.cassandra_port,
+            storage_port=s.cassandra_storage_port, data_dir=data,
+            seeds=f"{cluster[0].host}:{s.cassandra_storage_port}",
+            token_replication=min(len(cluster), 3))
 
 
-def _cassandra_command(ctx: Context) -> list[str]:
+def _cassandra_command(ctx: Context, node: Node) -> list[str]:
     s = ctx.settings
-    config, data = _cassandra_paths(s)
+    config, data = _cassandra_paths(s, node)
     lib = s.jvm_dir / "cassandra" / "lib"
     jamm = next(lib.glob("jamm-*.jar"))
     options = [line.strip() for line in (CONF_DIR / "cassandra-jvm17.options").read_text()
@@ -330,6 +384,9 @@ def _cassandra_command(ctx: Context) -> list[str]:
     args: list[str] = []
     for option in options:
         args += option.split(" ", 1)
+    if s.clustered:
+        # A joining node waits this long to learn the ring (default 30 s); loopback is quick.
+        args.append("-Dcassandra.ring_delay_ms=10000")
     return ["java", f"-Xms{s.cassandra_heap}", f"-Xmx{s.cassandra_heap}", *args,
             f"-javaagent:{jamm}", f"-Dcassandra.config=file://{config}",
             f"-Dcassandra.storagedir={data}",
@@ -350,17 +407,20 @@ def airflow_auth_header(ctx: Context, timeout: float = 30) -> dict[str, str]:
 
 
 def cassandra_session(settings: Settings, timeout: float = 5.0,
-                      role: str = names.CASSANDRA_ADMIN_ROLE, password: str | None = None):
+                      role: str = names.CASSANDRA_ADMIN_ROLE, password: str | None = None,
+                      only_host: str | None = None):
     """A session as one of the pipeline's roles (default: the generated superuser), with its
-    password from the state folder's secrets unless given."""
+    password from the state folder's secrets unless given; to every node, or to `only_host`."""
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy
+    from cassandra.policies import RoundRobinPolicy, WhiteListRoundRobinPolicy
 
     if password is None:
         password = read_env_file(settings.secrets_file).get(CASSANDRA_PASSWORD_NAMES[role], "")
-    profile = ExecutionProfile(load_balancing_policy=RoundRobinPolicy(), request_timeout=30)
-    cluster = Cluster([settings.host], port=settings.cassandra_port, connect_timeout=timeout,
+    hosts = [only_host] if only_host else settings.node_hosts
+    policy = WhiteListRoundRobinPolicy(hosts) if only_host else RoundRobinPolicy()
+    profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=30)
+    cluster = Cluster(hosts, port=settings.cassandra_port, connect_timeout=timeout,
                       execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5,
                       auth_provider=PlainTextAuthProvider(role, password))
     try:
@@ -370,16 +430,16 @@ def cassandra_session(settings: Settings, timeout: float = 5.0,
         raise
 
 
-def _cassandra_health(ctx: Context) -> str:
-    """Up once it answers CQL. Before provisioning has replaced the default superuser, the
-    generated one's login is refused: Cassandra answered, which is all this checks."""
+def _cassandra_health(ctx: Context, node: Node) -> str:
+    """Up once this node answers CQL. Before provisioning has replaced the default superuser,
+    the generated one's login is refused: Cassandra answered, which is all this checks."""
     import logging
 
     from cassandra.cluster import NoHostAvailable
 
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
     try:
-        cluster, session = cassandra_session(ctx.settings, timeout=2)
+        cluster, session = cassandra_session(ctx.settings, timeout=2, only_host=node.host)
     except NoHostAvailable as exc:
         if provisioning.refused_login(exc):
             return "Cassandra (its roles are not provisioned yet)"
@@ -388,9 +448,20 @@ def _cassandra_health(ctx: Context) -> str:
         raise Unhealthy(str(exc)[:200]) from exc
     try:
         version = session.execute("SELECT release_version FROM system.local").one()[0]
+        peers = len(session.execute("SELECT peer FROM system.peers_v2").all())
     finally:
         cluster.shutdown()
-    return f"Cassandra {version}"
+    return f"Cassandra {version}" + (f", {peers} peer(s)" if ctx.settings.clustered else "")
+
+
+def cassandra_services(settings: Settings) -> list[Service]:
+    # Nodes join one at a time: two nodes bootstrapping at once are refused.
+    return [Service(node.service, describe(f"Cassandra on {node.host}:{{s.cassandra_port}}"),
+                    partial(_cassandra_command, node=node), partial(_cassandra_health, node=node),
+                    prepare=partial(_prepare_cassandra, node=node), host=node.host,
+                    serial=settings.clustered, stop_timeout_s=60,
+                    ports=lambda s: (s.cassandra_port, s.cassandra_storage_port))
+            for node in nodes(settings, "cassandra")]
 
 
 # --- Airflow --------------------------------------------------------------------------------
@@ -399,7 +470,7 @@ def _venv_bin(program: str) -> str:
     return str(Path(os.environ.get("VIRTUAL_ENV", PROJECT_ROOT / ".venv")) / "bin" / program)
 
 
-def _airflow(*args: str) -> list[str]:
+def airflow_command(*args: str) -> list[str]:
     return [_venv_bin("airflow"), *args]
 
 
@@ -408,7 +479,7 @@ def prepare_airflow(ctx: Context) -> None:
     state.mkdir(parents=True, exist_ok=True)
     write_private_file(state / "passwords.json",
                        json.dumps({AIRFLOW_ADMIN_USER: ctx.secret["AIRFLOW_ADMIN_PASSWORD"]}))
-    result = subprocess.run(_airflow("db", "migrate"), env=ctx.env, capture_output=True,
+    result = subprocess.run(airflow_command("db", "migrate"), env=ctx.env, capture_output=True,
                             text=True, cwd=PROJECT_ROOT)
     if result.returncode != 0:
         raise installer.InstallError(
@@ -465,57 +536,44 @@ def _alert_inbox_health(ctx: Context) -> str:
     return f"keeping alerts in {ctx.settings.alert_inbox}"
 
 
-def _describe(template: str) -> Callable[[Settings], str]:
+def describe(template: str) -> Callable[[Settings], str]:
     return lambda s: template.format(s=s)
 
 
-SERVICES: tuple[Service, ...] = (
-    Service("postgres", _describe("PostgreSQL on {s.host}:{s.postgres_port}"),
-            _postgres_command, _postgres_health, prepare=_prepare_postgres,
-            stop_signal=signal.SIGINT, ports=lambda s: (s.postgres_port,),
-            adopt=_adopt_postgres),  # SIGINT = fast shutdown; SIGTERM waits for clients
-    Service("kafka", _describe("Kafka (KRaft) on {s.kafka_bootstrap}"),
-            _kafka_command, _kafka_health, prepare=_prepare_kafka,
-            ports=lambda s: (s.kafka_port, s.kafka_controller_port)),
-    Service("registry",
-            _describe("Apicurio Registry (Confluent API) on {s.registry_url}"),
-            _registry_command, _registry_health, extra_env=_registry_env,
-            ports=lambda s: (s.registry_port,)),
-    Service("cassandra", _describe("Cassandra on {s.host}:{s.cassandra_port}"),
-            _cassandra_command, _cassandra_health, prepare=_prepare_cassandra,
-            stop_timeout_s=60, ports=lambda s: (s.cassandra_port, s.cassandra_storage_port)),
-    Service("randomuser-api",
-            _describe("randomuser-compatible API on {s.randomuser_url}/api/1.4/ "
-                      "(USERSTREAM_SOURCE=local only)"),
-            _randomuser_command, _randomuser_health, ports=lambda s: (s.randomuser_port,)),
-    Service("alert-inbox", _describe("alert webhook receiver on {s.alerts_url}/alerts"),
-            _alert_inbox_command, _alert_inbox_health, ports=lambda s: (s.alerts_port,)),
-    Service("airflow-api-server", _describe("Airflow UI and API on {s.airflow_url}"),
-            lambda ctx: _airflow("api-server"), _airflow_api_health,
-            ports=lambda s: (s.airflow_port,)),
-    Service("airflow-scheduler", _describe("Airflow scheduler (LocalExecutor)"),
-            lambda ctx: _airflow("scheduler", "--skip-serve-logs"),
-            _airflow_component_health("scheduler")),
-    Service("airflow-dag-processor", _describe("Airflow DAG processor"),
-            lambda ctx: _airflow("dag-processor"), _airflow_component_health("dag_processor")),
-    Service("airflow-triggerer", _describe("Airflow triggerer"),
-            lambda ctx: _airflow("triggerer", "--skip-serve-logs"),
-            _airflow_component_health("triggerer")),
-)
-
-SERVICE_NAMES = tuple(service.name for service in SERVICES)
 OFFLINE_SOURCE_ONLY = frozenset({"randomuser-api"})
 
 
-def active_services(settings: Settings) -> tuple[Service, ...]:
-    """The services this configuration runs: the local randomuser API only for the local source."""
-    return tuple(s for s in SERVICES
-                 if settings.source == "local" or s.name not in OFFLINE_SOURCE_ONLY)
-
-
-def by_name(name: str) -> Service:
-    for service in SERVICES:
-        if service.name == name:
-            return service
-    raise KeyError(name)
-
+def core_services(settings: Settings) -> list[Service]:
+    """Every topology's services, in start order; in `cluster`, Kafka and Cassandra once per
+    node. The Airflow services come last (named `airflow-*`)."""
+    executor = "CeleryExecutor" if settings.clustered else "LocalExecutor"
+    return [
+        Service("postgres", describe("PostgreSQL on {s.host}:{s.postgres_port}"),
+                _postgres_command, _postgres_health, prepare=_prepare_postgres,
+                stop_signal=signal.SIGINT, ports=lambda s: (s.postgres_port,),
+                adopt=_adopt_postgres),  # SIGINT = fast shutdown; SIGTERM waits for clients
+        *kafka_services(settings),
+        Service("registry",
+                describe("Apicurio Registry (Confluent API) on {s.registry_url}"),
+                _registry_command, _registry_health, extra_env=_registry_env,
+                ports=lambda s: (s.registry_port,)),
+        *cassandra_services(settings),
+        Service("randomuser-api",
+                describe("randomuser-compatible API on {s.randomuser_url}/api/1.4/ "
+                         "(USERSTREAM_SOURCE=local only)"),
+                _randomuser_command, _randomuser_health, ports=lambda s: (s.randomuser_port,)),
+        Service("alert-inbox", describe("alert webhook receiver on {s.alerts_url}/alerts"),
+                _alert_inbox_command, _alert_inbox_health, ports=lambda s: (s.alerts_port,)),
+        Service("airflow-api-server", describe("Airflow UI and API on {s.airflow_url}"),
+                lambda ctx: airflow_command("api-server"), _airflow_api_health,
+                ports=lambda s: (s.airflow_port,)),
+        Service("airflow-scheduler", describe(f"Airflow scheduler ({executor})"),
+                lambda ctx: airflow_command("scheduler", "--skip-serve-logs"),
+                _airflow_component_health("scheduler")),
+        Service("airflow-dag-processor", describe("Airflow DAG processor"),
+                lambda ctx: airflow_command("dag-processor"),
+                _airflow_component_health("dag_processor")),
+        Service("airflow-triggerer", describe("Airflow triggerer"),
+                lambda ctx: airflow_command("triggerer", "--skip-serve-logs"),
+                _airflow_component_health("triggerer")),
+    ]

@@ -42,6 +42,18 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
+# `single`: one process per service. `cluster`: three Kafka brokers, three Cassandra nodes, a Spark
+# standalone master with two workers and two Celery workers for Airflow, on loopback addresses.
+TOPOLOGIES = ("single", "cluster")
+CLUSTER_SIZE = 3
+
+
+def default_state_dir(topology: str) -> Path:
+    """Each topology keeps its own state folder: a broker's or a node's data belongs to one
+    cluster, and the stream's checkpoint to one Kafka cluster's offsets."""
+    return PROJECT_ROOT / (".local" if topology == "single" else f".local-{topology}")
+
+
 @dataclass(frozen=True)
 class Settings:
     state_dir: Path
@@ -62,11 +74,19 @@ class Settings:
     startup_timeout_s: int = 240
     start_paused: bool = False
     first_landing_timeout_s: int = 600
+    topology: str = "single"
+    spark_master_port: int = 7077
+    spark_ui_port: int = 8090
+    redis_port: int = 6379
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
-        state = Path(_env("USERSTREAM_STATE_DIR", str(PROJECT_ROOT / ".local"))).resolve()
+        topology = _env("USERSTREAM_TOPOLOGY", "single")
+        if topology not in TOPOLOGIES:
+            raise ValueError(f"USERSTREAM_TOPOLOGY must be one of {', '.join(TOPOLOGIES)}, "
+                             f"got {topology!r}")
+        state = Path(_env("USERSTREAM_STATE_DIR", str(default_state_dir(topology)))).resolve()
         source = _env("USERSTREAM_SOURCE", "api")
         if source not in {"api", "local"}:
             raise ValueError(f"USERSTREAM_SOURCE must be 'api' or 'local', got {source!r}")
@@ -83,13 +103,33 @@ class Settings:
             randomuser_port=_env_int("USERSTREAM_RANDOMUSER_PORT", 8000),
             alerts_port=_env_int("USERSTREAM_ALERTS_PORT", 8025),
             kafka_heap=_env("USERSTREAM_KAFKA_HEAP", "512m"),
-            cassandra_heap=_env("USERSTREAM_CASSANDRA_HEAP", "1G"),
+            cassandra_heap=_env("USERSTREAM_CASSANDRA_HEAP",
+                                "1G" if topology == "single" else "768M"),
             registry_heap=_env("USERSTREAM_REGISTRY_HEAP", "256m"),
             source=source,
             startup_timeout_s=_env_int("USERSTREAM_STARTUP_TIMEOUT", 240),
             start_paused=_env_bool("USERSTREAM_START_PAUSED", False),
             first_landing_timeout_s=_env_int("USERSTREAM_FIRST_LANDING_TIMEOUT", 600),
+            topology=topology,
+            spark_master_port=_env_int("USERSTREAM_SPARK_MASTER_PORT", 7077),
+            spark_ui_port=_env_int("USERSTREAM_SPARK_UI_PORT", 8090),
+            redis_port=_env_int("USERSTREAM_REDIS_PORT", 6379),
         )
+
+    @property
+    def clustered(self) -> bool:
+        return self.topology == "cluster"
+
+    def node_host(self, index: int) -> str:
+        """Node `index` (1-based) of a cluster: the next loopback addresses after `host`, so
+        every node keeps the service's usual ports (how ccm runs Cassandra on one host)."""
+        first, _, last = self.host.rpartition(".")
+        return f"{first}.{int(last) + index - 1}"
+
+    @property
+    def node_hosts(self) -> list[str]:
+        """The addresses of Kafka's and Cassandra's nodes: one in `single`, three in `cluster`."""
+        return [self.node_host(i) for i in range(1, (CLUSTER_SIZE if self.clustered else 1) + 1)]
 
     # Folders under the state folder
     @property
@@ -140,7 +180,11 @@ class Settings:
     # Endpoints
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return ",".join(f"{host}:{self.kafka_port}" for host in self.node_hosts)
+
+    @property
+    def spark_master(self) -> str:
+        return f"spark://{self.host}:{self.spark_master_port}" if self.clustered else "local[2]"
 
     @property
     def registry_url(self) -> str:
@@ -176,8 +220,9 @@ KAFKA_PASSWORD_NAMES = {names.KAFKA_ADMIN_PRINCIPAL: "KAFKA_ADMIN_PASSWORD",
 # use), by role name.
 POSTGRES_PASSWORD_NAMES = {role: names.postgres_password_setting(role)
                            for role in names.POSTGRES_LOGIN_ROLES}
-SECRET_NAMES = ("POSTGRES_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", "AIRFLOW_FERNET_KEY",
-                "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", *CASSANDRA_PASSWORD_NAMES.values(),
+SECRET_NAMES = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_ADMIN_PASSWORD",
+                "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY",
+                *CASSANDRA_PASSWORD_NAMES.values(),
                 *POSTGRES_PASSWORD_NAMES.values(), *KAFKA_PASSWORD_NAMES.values())
 
 
@@ -239,6 +284,7 @@ def ensure_secrets(settings: Settings) -> tuple[dict[str, str], bool]:
     current = read_env_file(settings.secrets_file)
     generators = {
         "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+        "REDIS_PASSWORD": lambda: secrets.token_urlsafe(18),
         "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(12),
         "AIRFLOW_FERNET_KEY": _fernet_key,
         "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),

@@ -8,8 +8,9 @@ import os
 import pytest
 
 from local_stack.cli import make_context
-from local_stack.services import Context, Unhealthy, active_services
+from local_stack.services import Context, Unhealthy
 from local_stack.settings import Settings
+from local_stack.topology import active_services
 from tests.pipeline_data import take_snapshot
 
 

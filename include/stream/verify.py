@@ -101,10 +101,13 @@ def _unique(values: Iterable[Any]) -> list[str]:
 def rows_by_user_ids(session: Any, table: str, columns: str, user_ids: list[str],
                      attempts: int = 4) -> list[Any]:
     """`columns` of the rows of `table` (keyspace.table) with these user_ids, read 100 keys at
-    a time. A read timeout (a node busy with a write burst) is retried with a growing pause."""
-    from cassandra import OperationTimedOut, ReadTimeout
+    a time, at LOCAL_QUORUM: the stream writes at LOCAL_QUORUM, so a majority of the copies
+    answers with the newest row even while one node is down. A read timeout (a node busy with a
+    write burst) is retried with a growing pause."""
+    from cassandra import ConsistencyLevel, OperationTimedOut, ReadTimeout
 
     lookup = session.prepare(f"SELECT {columns} FROM {table} WHERE user_id IN ?")
+    lookup.consistency_level = ConsistencyLevel.LOCAL_QUORUM
     rows: list[Any] = []
     for start in range(0, len(user_ids), 100):
         chunk = [uuid.UUID(u) for u in user_ids[start:start + 100]]

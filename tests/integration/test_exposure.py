@@ -8,8 +8,8 @@ import stat
 from pathlib import Path
 
 from local_stack import processes
-from local_stack.services import active_services
 from local_stack.settings import read_env_file
+from local_stack.topology import active_services
 
 
 def _stack_pids(settings) -> dict[int, str]:

@@ -13,8 +13,9 @@ import pytest
 
 from local_stack import processes
 from local_stack.cli import StartupError, wait_healthy
-from local_stack.services import Service, Unhealthy, active_services
+from local_stack.services import Service, Unhealthy
 from local_stack.settings import PROJECT_ROOT
+from local_stack.topology import active_services
 
 pytestmark = pytest.mark.lifecycle
 

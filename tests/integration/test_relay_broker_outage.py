@@ -17,7 +17,8 @@ from include.relay.outbox import RelayError, relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack import processes
 from local_stack.cli import start_service, wait_healthy
-from local_stack.services import by_name, kafka_client, pg_connect
+from local_stack.services import kafka_client, pg_connect
+from local_stack.topology import by_name
 from tests.integration.relay_support import (
     EVENTS_SQL,
     fail_pending_events,

@@ -17,7 +17,8 @@ from include.relay.avro import decode, load_parsed_schema
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import start_service, wait_healthy
-from local_stack.services import by_name, kafka_client, pg_connect
+from local_stack.services import kafka_client, pg_connect
+from local_stack.topology import by_name
 from ops.pipeline_status import kafka_end_offsets
 from tests.integration.test_relay_dag import ingest_window_events
 

@@ -22,8 +22,9 @@ from include.stream.verify import missing_user_ids
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import start_service, wait_healthy
-from local_stack.services import by_name, cassandra_session, kafka_client
+from local_stack.services import cassandra_session, kafka_client
 from local_stack.stream_harness import produce_users
+from local_stack.topology import by_name
 from ops.pipeline_status import kafka_end_offsets
 from tests.integration.alert_support import wait_for_alert
 

@@ -12,13 +12,32 @@ from include.provisioning import TopicSpec
 
 
 def test_topic_spec_defaults_and_settings():
-    assert TopicSpec.from_env(environ={}) == TopicSpec(names.USERS_TOPIC, 3, 1, 168)
+    assert TopicSpec.from_env(environ={}) == TopicSpec(names.USERS_TOPIC, 3, 1, 168, 1)
     spec = TopicSpec.from_env("t", {"USERSTREAM_TOPIC_PARTITIONS": "6",
                                     "USERSTREAM_TOPIC_REPLICATION_FACTOR": "3",
-                                    "USERSTREAM_TOPIC_RETENTION_HOURS": "48"})
-    assert spec == TopicSpec("t", 6, 3, 48)
-    assert spec.configs() == {"retention.ms": str(48 * 3_600_000)}
+                                    "USERSTREAM_TOPIC_RETENTION_HOURS": "48",
+                                    "USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS": "2"})
+    assert spec == TopicSpec("t", 6, 3, 48, 2)
+    assert spec.configs() == {"retention.ms": str(48 * 3_600_000), "min.insync.replicas": "2"}
     assert TopicSpec("scratch").configs() == {}
+
+
+def test_a_topic_that_could_never_acknowledge_a_write_is_refused():
+    with pytest.raises(ValueError, match="USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS .3. exceeds"):
+        TopicSpec.from_env(environ={"USERSTREAM_TOPIC_REPLICATION_FACTOR": "2",
+                                    "USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS": "3"})
+
+
+def test_the_keyspace_replication_follows_its_setting():
+    from include import cql
+
+    assert cql.replication({}) == "{'class': 'NetworkTopologyStrategy', 'datacenter1': 1}"
+    (keyspace, *_) = cql.statements("ks", {"USERSTREAM_KEYSPACE_REPLICATION_FACTOR": "3"})
+    assert "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}" in keyspace
+    for bad in ({"USERSTREAM_KEYSPACE_REPLICATION_FACTOR": "0"},
+                {"USERSTREAM_CASSANDRA_DATACENTER": "dc1'} ; DROP"}):
+        with pytest.raises(ValueError):
+            cql.replication(bad)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "three", "2.5"])
