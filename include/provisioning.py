@@ -347,11 +347,12 @@ def topic_max_message_bytes(admin_config: dict[str, Any], topic: str) -> int:
 
 
 def apply_cql(session: Any, keyspace: str = names.CASSANDRA_KEYSPACE,
-              timeout_s: float = 60, schema: dict[str, Any] | None = None) -> int:
+              timeout_s: float = 60, schema: dict[str, Any] | None = None,
+              environ: Mapping[str, str] = os.environ) -> int:
     """Applies every statement of `include/cql/` through a cassandra-driver session, then adds
     the `users` columns the schema (default: the .avsc) has and the table lacks; returns how
     many statements ran."""
-    statements = cql.statements(keyspace)
+    statements = cql.statements(keyspace, environ)
     for statement in statements:
         session.execute(statement, timeout=timeout_s)
     added = add_missing_columns(session, keyspace, schema or load_schema(), timeout_s)
@@ -543,12 +544,13 @@ class Provisioned:
 
 
 def provision(pg_conn: Any, kafka_admin_config: dict[str, Any], cassandra_session: Any,
-              registry_url: str, topic: TopicSpec | None = None) -> Provisioned:
-    """Applies every schema, in pipeline order; each step is idempotent."""
+              registry_url: str, environ: Mapping[str, str] = os.environ) -> Provisioned:
+    """Applies every schema, in pipeline order, with the topic's and keyspace's settings from
+    `environ`; each step is idempotent."""
     return Provisioned(
         migrations=migrate_postgres(pg_conn),
-        topic_created=ensure_topic(kafka_admin_config, topic or TopicSpec.from_env()),
-        cql_statements=apply_cql(cassandra_session),
+        topic_created=ensure_topic(kafka_admin_config, TopicSpec.from_env(environ=environ)),
+        cql_statements=apply_cql(cassandra_session, environ=environ),
         schema_id=register_subject(registry_url))
 
 

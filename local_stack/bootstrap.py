@@ -45,6 +45,6 @@ def provision(ctx: Context) -> provisioning.Provisioned:
         with pg_connect(ctx, names.USERSTREAM_DATABASE, role=names.POSTGRES_OWNER_ROLE) as conn:
             return provisioning.provision(
                 conn, kafka_client(ctx.settings), session,
-                ctx.settings.registry_url, provisioning.TopicSpec.from_env(environ=ctx.env))
+                ctx.settings.registry_url, environ=ctx.env)
     finally:
         cluster.shutdown()

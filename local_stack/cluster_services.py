@@ -45,9 +45,11 @@ def _spark_master_command(ctx: Context) -> list[str]:
 
 
 def _spark_env(ctx: Context, host: str) -> dict[str, str]:
-    # SPARK_LOCAL_IP is where the daemon's web UI binds (otherwise every address).
-    return {"SPARK_LOCAL_IP": host, "SPARK_DAEMON_MEMORY": SPARK_DAEMON_MEMORY,
-            "SPARK_NO_DAEMONIZE": "1"}
+    # SPARK_LOCAL_IP is where the daemon's web UI binds (otherwise every address). SPARK_HOME:
+    # spark-class would look for pyspark with whichever Python comes first on the PATH.
+    home = next((ctx.settings.spark_venv / "lib").glob("python*/site-packages/pyspark"))
+    return {"SPARK_HOME": str(home), "SPARK_LOCAL_IP": host,
+            "SPARK_DAEMON_MEMORY": SPARK_DAEMON_MEMORY, "SPARK_NO_DAEMONIZE": "1"}
 
 
 def _spark_master_state(ctx: Context) -> dict:

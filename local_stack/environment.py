@@ -74,6 +74,8 @@ def connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
         # with SIGKILL leaves its folder behind: keep those in the state folder, not /tmp.
         "SPARK_LOCAL_DIRS": str(settings.spark_dir / "local"),
         **replication_settings(settings),
+        # Read by local_stack and the tests only; no DAG or include/ module looks at it.
+        "USERSTREAM_TOPOLOGY": settings.topology,
     }
 
 

@@ -82,7 +82,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        topology = _env("USERSTREAM_TOPOLOGY", "single")
+        topology = _env("USERSTREAM_TOPOLOGY", "") or "single"
         if topology not in TOPOLOGIES:
             raise ValueError(f"USERSTREAM_TOPOLOGY must be one of {', '.join(TOPOLOGIES)}, "
                              f"got {topology!r}")

@@ -23,7 +23,7 @@ def test_topic_spec_defaults_and_settings():
 
 
 def test_a_topic_that_could_never_acknowledge_a_write_is_refused():
-    with pytest.raises(ValueError, match="USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS .3. exceeds"):
+    with pytest.raises(ValueError, match=r"USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS \(3\) exceeds"):
         TopicSpec.from_env(environ={"USERSTREAM_TOPIC_REPLICATION_FACTOR": "2",
                                     "USERSTREAM_TOPIC_MIN_INSYNC_REPLICAS": "3"})
 
