@@ -52,7 +52,7 @@ def _spark_env(ctx: Context, host: str) -> dict[str, str]:
             "SPARK_DAEMON_MEMORY": SPARK_DAEMON_MEMORY, "SPARK_NO_DAEMONIZE": "1"}
 
 
-def _spark_master_state(ctx: Context) -> dict:
+def spark_master_state(ctx: Context) -> dict:
     try:
         return http_get_json(_spark_ui_url(ctx.settings))
     except (OSError, urllib.error.URLError, ValueError) as exc:
@@ -60,7 +60,7 @@ def _spark_master_state(ctx: Context) -> dict:
 
 
 def _spark_master_health(ctx: Context) -> str:
-    state = _spark_master_state(ctx)
+    state = spark_master_state(ctx)
     if state.get("status") != "ALIVE":
         raise Unhealthy(f"master status {state.get('status')}")
     alive = [w for w in state.get("workers", []) if w.get("state") == "ALIVE"]
@@ -83,7 +83,7 @@ def _spark_worker_command(ctx: Context, index: int) -> list[str]:
 
 def _spark_worker_health(ctx: Context, index: int) -> str:
     host = _spark_worker_host(ctx.settings, index)
-    workers = [w for w in _spark_master_state(ctx).get("workers", [])
+    workers = [w for w in spark_master_state(ctx).get("workers", [])
                if w.get("host") == host and w.get("state") == "ALIVE"]
     if not workers:
         raise Unhealthy(f"no live worker on {host} registered with the master")

@@ -13,6 +13,9 @@ from local_stack.settings import Settings
 from local_stack.topology import active_services
 from tests.pipeline_data import take_snapshot
 
+# The node-failure suite needs the cluster topology; the rest of the suite runs on either.
+collect_ignore = ["cluster"] if not Settings.from_env().clustered else []
+
 
 def pytest_collection_modifyitems(config, items):
     # Lifecycle tests stop and restart the stack, so they run after everything else; then the

@@ -32,7 +32,7 @@ def take_snapshot(ctx: Context) -> PipelineSnapshot:
     return PipelineSnapshot(datetime.now(UTC), max_id, offsets)
 
 
-def _messages_since(ctx: Context, start: dict[int, int]) -> list[tuple[int, str, int, int]]:
+def messages_since(ctx: Context, start: dict[int, int]) -> list[tuple[int, str, int, int]]:
     """(event_id, user_id, partition, offset) of every message on the real topic past `start`."""
     kafka = kafka_client(ctx.settings)
     ends = kafka_end_offsets(kafka, names.USERS_TOPIC)
@@ -63,7 +63,7 @@ def _messages_since(ctx: Context, start: dict[int, int]) -> list[tuple[int, str,
 def foreign_changes(ctx: Context, before: PipelineSnapshot) -> list[str]:
     """What changed in the pipeline's data since `before` that the pipeline did not do."""
     problems = []
-    messages = _messages_since(ctx, before.topic_end_offsets)
+    messages = messages_since(ctx, before.topic_end_offsets)
     with pg_connect(ctx, names.USERSTREAM_DATABASE) as conn:
         orphans = conn.execute(
             "SELECT count(*) FROM staging.user_events e WHERE e.id > %s AND NOT EXISTS "

@@ -1,0 +1,181 @@
+"""Losing one node of the cluster in the middle of a hop loses nothing: ingest windows are
+backfilled through the real scheduler, a node is killed with SIGKILL while a hop runs, and every
+staged user of those windows ends up as exactly one Cassandra row carrying the user's event, every
+event is on the topic, and every DAG run ends in success (after Airflow's own retries). Then the
+node comes back, rejoins, the cluster reports healthy and a next window lands as usual."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from confluent_kafka.admin import AdminClient
+
+from include import names
+from local_stack import processes
+from local_stack.airflow_api import AirflowApi, as_dict
+from local_stack.cluster_services import spark_master_state
+from local_stack.services import Context, kafka_client
+from ops.pipeline_status import kafka_end_offsets
+from tests.cluster.nodes import (
+    kill_node,
+    pending_hints,
+    process_group,
+    restart_node,
+    wait_cluster_healthy,
+    wait_until,
+)
+from tests.pipeline_checks import (
+    INGEST,
+    LANDING_TIMEOUT_S,
+    PIPELINE,
+    RELAY,
+    STREAM,
+    assert_exactly_once,
+    assert_runs_succeeded,
+    backfill,
+    outbox_events,
+    pause,
+    random_windows,
+    unpause,
+    wait_for_backfill,
+    wait_until_landed,
+)
+from tests.pipeline_data import messages_since
+
+RELAY_TASK, STREAM_TASK = "relay_outbox", "run_stream_job"
+WINDOWS_PER_FAILURE = 3
+
+
+def _running_task(api: AirflowApi, dag_id: str, task_id: str, since: datetime) -> dict | None:
+    for run in api.runs(dag_id, order_by="-start_date", state=["running"]):
+        if run["start_date"] and datetime.fromisoformat(run["start_date"]) >= since:
+            ti = as_dict(api.task_instances.get_task_instance(dag_id, run["dag_run_id"], task_id))
+            if ti["state"] == "running":
+                return ti
+    return None
+
+
+def _run_windows(stack: Context, count: int,
+                 break_a_node: Callable[[AirflowApi, datetime], str] | None = None) -> str:
+    """Backfills `count` windows with the pipeline unpaused; `break_a_node` waits for its moment
+    and kills a node. Checks every staged user of the windows landed once, with its event, that
+    each event is on the topic, and that every run succeeded. Returns what was broken."""
+    api = AirflowApi(stack)
+    windows = random_windows(count)
+    offsets = kafka_end_offsets(kafka_client(stack.settings, names.KAFKA_STATUS_PRINCIPAL),
+                                names.USERS_TOPIC)
+    started = datetime.now(UTC)
+    broken = ""
+    unpause(api, RELAY, STREAM, INGEST)
+    try:
+        backfill(stack, windows)
+        if break_a_node:
+            broken = break_a_node(api, started)
+        backfilled = wait_for_backfill(api, started, count, timeout_s=900)
+        api.pause_when_idle(INGEST)
+        events = outbox_events(stack, windows)
+        landed = wait_until_landed(stack, events)
+        settled_from = datetime.now(UTC)
+        api.settle(*PIPELINE, timeout_s=LANDING_TIMEOUT_S)
+    finally:
+        pause(api, *PIPELINE)
+    assert [r["state"] for r in backfilled] == ["success"] * count
+    assert len(events) == count * 500
+    assert_exactly_once(events, landed)
+    for dag_id in PIPELINE:
+        assert_runs_succeeded(api, dag_id, started, settled_from)
+    on_topic = Counter(event_id for event_id, *_ in messages_since(stack, offsets))
+    lost = [ids[0] for ids in events.values() if ids[0] not in on_topic]
+    assert not lost, f"{len(lost)} events never reached the topic, e.g. {lost[:5]}"
+    return broken
+
+
+def _partition_leader(stack: Context) -> int:
+    admin = AdminClient(kafka_client(stack.settings))
+    topic = admin.list_topics(names.USERS_TOPIC, timeout=10).topics[names.USERS_TOPIC]
+    return topic.partitions[0].leader
+
+
+def test_losing_the_partition_leader_mid_relay_loses_nothing(stack):
+    def kill_leader(api: AirflowApi, started: datetime) -> str:
+        wait_until(lambda: _running_task(api, RELAY, RELAY_TASK, started), "a relay running",
+                   timeout_s=600, poll_s=0.3)
+        node = f"kafka-{_partition_leader(stack)}"
+        kill_node(stack, node)
+        return node
+
+    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_leader)
+    restart_node(stack, node)
+    health = wait_cluster_healthy(stack)
+    assert all("3 broker(s)" in health[f"kafka-{i}"] for i in (1, 2, 3)), health
+    _run_windows(stack, 1)
+
+
+def test_losing_a_cassandra_node_mid_stream_loses_nothing(stack):
+    def kill_cassandra(api: AirflowApi, started: datetime) -> str:
+        wait_until(lambda: _running_task(api, STREAM, STREAM_TASK, started)
+                   and spark_master_state(stack).get("activeapps"), "a stream job running",
+                   timeout_s=600)
+        kill_node(stack, "cassandra-3")
+        return "cassandra-3"
+
+    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_cassandra)
+    assert pending_hints(stack) > 0, "no node kept hints for the one that was down"
+    restart_node(stack, node)
+    wait_cluster_healthy(stack)
+    wait_until(lambda: pending_hints(stack) == 0, "the hints replayed", timeout_s=300, poll_s=3)
+    _run_windows(stack, 1)
+
+
+def test_losing_a_spark_worker_mid_batch_loses_nothing(stack):
+    def kill_busy_worker(api: AirflowApi, started: datetime) -> str:
+        def busy_worker() -> str | None:
+            if not _running_task(api, STREAM, STREAM_TASK, started):
+                return None
+            for worker in spark_master_state(stack).get("workers", []):
+                if worker.get("state") == "ALIVE" and worker.get("coresused", 0) > 0:
+                    index = 1 + ["127.0.0.2", "127.0.0.3"].index(worker["host"])
+                    return f"spark-worker-{index}"
+            return None
+
+        node = wait_until(busy_worker, "an executor running on a worker", timeout_s=600)
+        kill_node(stack, node)
+        return node
+
+    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_busy_worker)
+    restart_node(stack, node)
+    wait_cluster_healthy(stack)
+    _run_windows(stack, 1)
+
+
+def test_losing_the_airflow_worker_that_runs_the_relay_loses_nothing(stack):
+    workers = ("airflow-worker-1", "airflow-worker-2")
+    retried: list[dict] = []
+
+    def kill_relay_worker(api: AirflowApi, started: datetime) -> str:
+        def relay_and_worker() -> tuple[dict, str] | None:
+            ti = _running_task(api, RELAY, RELAY_TASK, started)
+            if not ti or not ti.get("pid"):
+                return None
+            for name in workers:
+                tracked = processes.running(stack.settings.run_dir, name)
+                if tracked and process_group(ti["pid"]) == tracked.pid:
+                    return ti, name
+            return None
+
+        ti, node = wait_until(relay_and_worker, "a relay running on a worker", timeout_s=600,
+                              poll_s=0.3)
+        kill_node(stack, node)
+        retried.append(ti)
+        return node
+
+    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_relay_worker)
+    (killed,) = retried
+    api = AirflowApi(stack)
+    after = as_dict(api.task_instances.get_task_instance(RELAY, killed["dag_run_id"], RELAY_TASK))
+    assert after["state"] == "success" and after["try_number"] > killed["try_number"], after
+    restart_node(stack, node)
+    wait_cluster_healthy(stack)
+    _run_windows(stack, 1)
