@@ -4,7 +4,8 @@
 #   make up SOURCE=local    the same, with the bundled randomuser-compatible API as the source
 #   make up PAUSED=true     the same, but the DAGs are left paused
 #   make up TOPOLOGY=cluster  3 Kafka brokers, 3 Cassandra nodes, Spark standalone, Celery workers
-#   make test               up, then the whole test suite against the running stack
+#   make test               up, then the whole test suite against the running stack, then the
+#                           node-failure suite on the cluster topology (make test-cluster)
 #   make status | down | clean | lint
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -21,7 +22,7 @@ ifdef PAUSED
 export USERSTREAM_START_PAUSED := $(PAUSED)
 endif
 
-.PHONY: up down status clean compose-env compose-up test test-unit lint venv lock
+.PHONY: up down status clean compose-env compose-up test test-cluster test-unit lint venv lock
 
 venv: .venv/.synced
 
@@ -64,10 +65,18 @@ compose-up: compose-env
 	test -f .env || cp .env.example .env
 	docker compose --env-file .env --env-file .local/compose.env up -d
 
-# Tests run offline: the bundled randomuser-compatible API is the source.
+# Tests run offline: the bundled randomuser-compatible API is the source. The whole suite on the
+# single topology, then the node-failure suite on the cluster topology (the two share ports, so
+# the first is stopped).
 test:
 	$(MAKE) up SOURCE=local
 	USERSTREAM_SOURCE=local $(VENV_PY) -m pytest
+	$(MAKE) test-cluster
+
+test-cluster: venv
+	$(VENV_PY) -m local_stack down
+	$(MAKE) up SOURCE=local TOPOLOGY=cluster PAUSED=true
+	USERSTREAM_SOURCE=local USERSTREAM_TOPOLOGY=cluster $(VENV_PY) -m pytest tests/cluster
 
 test-unit: venv
 	$(VENV_PY) -m pytest tests/unit tests/dags

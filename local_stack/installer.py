@@ -25,6 +25,7 @@ APT_PACKAGES = {
     "postgres": ["postgresql"],
     "java": ["openjdk-17-jdk-headless"],
     "mvn": ["maven"],
+    "redis": ["redis-server"],  # the cluster topology's Celery broker
 }
 
 
@@ -57,8 +58,10 @@ def postgres_bin_dir() -> Path | None:
     return candidates[-1].parent if candidates else None
 
 
-def _missing_system_packages() -> list[str]:
+def _missing_system_packages(settings: Settings) -> list[str]:
     missing = []
+    if settings.clustered and shutil.which("redis-server") is None:
+        missing += APT_PACKAGES["redis"]
     if postgres_bin_dir() is None:
         missing += APT_PACKAGES["postgres"]
     java = shutil.which("java")
@@ -78,8 +81,8 @@ def _java_major(java: str) -> int:
     return 0
 
 
-def ensure_system_packages() -> None:
-    missing = _missing_system_packages()
+def ensure_system_packages(settings: Settings) -> None:
+    missing = _missing_system_packages(settings)
     if not missing:
         return
     command = ["apt-get", "install", "-y", "--no-install-recommends", *missing]
@@ -169,7 +172,7 @@ def compile_project_bytecode(root: Path = PROJECT_ROOT) -> None:
 
 
 def ensure_all(settings: Settings) -> None:
-    ensure_system_packages()
+    ensure_system_packages(settings)
     ensure_jvm_services(settings)
     ensure_spark_runtime(settings)
     compile_project_bytecode()

@@ -67,9 +67,14 @@ def pending_hints(stack: Context) -> int:
         "cassandra-*/data/hints/*.hints"))
 
 
-def process_group(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[2])
+def supervisor_group(task_instance_id: str) -> int | None:
+    """The process group of the Airflow supervisor process that runs this task instance: a
+    Celery worker's pool process, which names itself `airflow supervisor: <task instance id>`."""
+    title = f"airflow supervisor: {task_instance_id}".encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().rstrip(b"\0") == title:
+                return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2])
+        except OSError:
+            continue
+    return None
