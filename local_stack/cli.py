@@ -200,11 +200,24 @@ def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
 
 
 def down(settings: Settings) -> int:
+    """Stops every service, the last started first. A cluster's nodes stop together: a Kafka
+    broker stopped after the other two has no controller quorum left to hand its partitions
+    to, and its controlled shutdown would wait for one until killed."""
+    def stop(service: Service) -> str:
+        return processes.stop(settings.run_dir, service.name, graceful_signal=service.stop_signal,
+                              timeout_s=service.stop_timeout_s)
+
+    groups: list[list[Service]] = []
     for service in reversed(all_services(settings)):
-        result = processes.stop(settings.run_dir, service.name,
-                                graceful_signal=service.stop_signal,
-                                timeout_s=service.stop_timeout_s)
-        _say(f"  {service.name:<22} {result}")
+        kind = service.name.rstrip("0123456789")
+        if groups and kind.endswith("-") and groups[-1][0].name.rstrip("0123456789") == kind:
+            groups[-1].append(service)
+        else:
+            groups.append([service])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for group in groups:
+            for service, result in zip(group, pool.map(stop, group), strict=True):
+                _say(f"  {service.name:<22} {result}")
     return 0
 
 

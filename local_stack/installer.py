@@ -111,7 +111,7 @@ def ensure_jvm_services(settings: Settings) -> None:
     if not _stamp_ok(stamp, digest):
         if settings.jvm_dir.exists():
             shutil.rmtree(settings.jvm_dir)
-        _maven(SERVICES_POM, settings.state_dir, "Kafka, Cassandra and Apicurio Registry")
+        _maven(SERVICES_POM, settings.installs, "Kafka, Cassandra and Apicurio Registry")
         _unpack_registry(settings)
         stamp.write_text(digest)
 
@@ -152,12 +152,12 @@ def ensure_spark_runtime(settings: Settings) -> None:
             subprocess.run([str(settings.spark_venv / "bin" / "pip"), "install", "-q", "-r",
                             str(SPARK_REQUIREMENTS)], check=True)
         stamp.write_text(digest)
-    jar_stamp = settings.spark_dir / ".stamp"
+    jar_stamp = settings.spark_jars_dir.parent / ".stamp"
     jar_digest = _digest(SPARK_POM)
     if not _stamp_ok(jar_stamp, jar_digest):
-        if (settings.spark_dir / "jars").exists():
-            shutil.rmtree(settings.spark_dir / "jars")
-        _maven(SPARK_POM, settings.state_dir, "the Spark job's jars (Kafka, Avro, Cassandra)")
+        if settings.spark_jars_dir.exists():
+            shutil.rmtree(settings.spark_jars_dir)
+        _maven(SPARK_POM, settings.installs, "the Spark job's jars (Kafka, Avro, Cassandra)")
         jar_stamp.write_text(jar_digest)
 
 

@@ -75,6 +75,9 @@ class Settings:
     start_paused: bool = False
     first_landing_timeout_s: int = 600
     topology: str = "single"
+    # The installed programs (the JVM services, the Spark runtime and jars) when not the state
+    # folder: the cluster topology uses `single`'s, since they are the same programs.
+    install_dir: Path | None = None
     spark_master_port: int = 7077
     spark_ui_port: int = 8090
     redis_port: int = 6379
@@ -111,6 +114,9 @@ class Settings:
             start_paused=_env_bool("USERSTREAM_START_PAUSED", False),
             first_landing_timeout_s=_env_int("USERSTREAM_FIRST_LANDING_TIMEOUT", 600),
             topology=topology,
+            install_dir=(Path(os.environ["USERSTREAM_INSTALL_DIR"]).resolve()
+                         if os.environ.get("USERSTREAM_INSTALL_DIR") else
+                         None if topology == "single" else default_state_dir("single")),
             spark_master_port=_env_int("USERSTREAM_SPARK_MASTER_PORT", 7077),
             spark_ui_port=_env_int("USERSTREAM_SPARK_UI_PORT", 8090),
             redis_port=_env_int("USERSTREAM_REDIS_PORT", 6379),
@@ -141,16 +147,25 @@ class Settings:
         return self.state_dir / "logs"
 
     @property
+    def installs(self) -> Path:
+        return self.install_dir or self.state_dir
+
+    @property
     def jvm_dir(self) -> Path:
-        return self.state_dir / "jvm"
+        return self.installs / "jvm"
 
     @property
     def spark_dir(self) -> Path:
+        """Spark's scratch space (SPARK_LOCAL_DIRS) of this state folder."""
         return self.state_dir / "spark"
 
     @property
+    def spark_jars_dir(self) -> Path:
+        return self.installs / "spark" / "jars"
+
+    @property
     def spark_venv(self) -> Path:
-        return self.state_dir / "spark-venv"
+        return self.installs / "spark-venv"
 
     @property
     def spark_submit(self) -> Path:
@@ -162,7 +177,7 @@ class Settings:
 
     @property
     def spark_jars(self) -> list[Path]:
-        return sorted((self.spark_dir / "jars").glob("*.jar"))
+        return sorted(self.spark_jars_dir.glob("*.jar"))
 
     @property
     def checkpoint_dir(self) -> Path:
