@@ -61,9 +61,11 @@ clean: venv
 compose-env: venv
 	$(VENV_PY) -m local_stack compose-env
 
+# TOPOLOGY=cluster adds the `cluster` profile and its settings (compose/cluster.env).
 compose-up: compose-env
 	test -f .env || cp .env.example .env
-	docker compose --env-file .env --env-file .local/compose.env up -d
+	docker compose --env-file .env --env-file .local/compose.env \
+		$(if $(filter cluster,$(TOPOLOGY)),--env-file compose/cluster.env --profile cluster) up -d
 
 # Tests run offline: the bundled randomuser-compatible API is the source. The whole suite on the
 # single topology, then the node-failure suite on the cluster topology (the two share ports, so

@@ -237,7 +237,72 @@ def test_only_the_broker_and_its_certificate_step_see_the_brokers_secrets():
     holders = {name for name, service in SERVICES.items()
                if any(str(volume).startswith("kafka-secrets:")
                       for volume in service.get("volumes", []))}
-    assert holders == {"kafka", "kafka-tls"}
+    assert holders == {"kafka", "kafka-2", "kafka-3", "kafka-tls"}
     assert SERVICES["kafka"]["depends_on"]["kafka-tls"]["condition"] == \
         "service_completed_successfully"
     assert "--command-config /etc/kafka/secrets/" in SERVICES["kafka"]["healthcheck"]["test"][1]
+
+
+CLUSTER_PROFILE = {"kafka-2", "kafka-3", "cassandra-2", "cassandra-3", "spark-worker-2", "redis",
+                   "airflow-worker-1", "airflow-worker-2"}
+
+
+def _with_settings(value: str, settings: dict[str, str]) -> str:
+    """`${NAME:-default}` as compose interpolates it with these settings (secrets stay as they
+    are)."""
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: settings.get(m[1], m[2]), value)
+
+
+def _cluster_settings() -> dict[str, str]:
+    lines = (ROOT / "compose" / "cluster.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_the_cluster_profile_adds_every_node_and_nothing_else_runs_it_by_default():
+    profiled = {name for name, service in SERVICES.items()
+                if service.get("profiles") == ["cluster"]}
+    assert profiled == CLUSTER_PROFILE
+    assert _cluster_settings()["COMPOSE_PROFILES"] == "cluster"
+    for name in CLUSTER_PROFILE:
+        service = SERVICES[name]
+        assert "healthcheck" in service or name.startswith("spark-worker"), name
+    # Cassandra's nodes join one after the other.
+    assert SERVICES["cassandra-3"]["depends_on"] == {"cassandra-2": {"condition":
+                                                                     "service_healthy"}}
+    assert SERVICES["cassandra-2"]["depends_on"] == {"cassandra": {"condition": "service_healthy"}}
+    for node in ("kafka", "kafka-2", "kafka-3"):
+        env = _environment(SERVICES[node])
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"SASL_SSL://{node}:9092"
+        assert f"dns:{node}" in _environment(SERVICES["kafka-tls"])["KAFKA_TLS_SAN"]
+    brokers = ("kafka", "kafka-2", "kafka-3")
+    assert {_environment(SERVICES[node])["KAFKA_NODE_ID"] for node in brokers} == {"1", "2", "3"}
+    for worker in ("airflow-worker-1", "airflow-worker-2"):
+        assert _environment(SERVICES[worker])["USERSTREAM_SPARK_DRIVER_HOST"] == worker
+
+
+def test_the_cluster_profile_uses_local_modes_cluster_settings():
+    """compose/cluster.env sets what `make up TOPOLOGY=cluster` sets: the same replication, a
+    3-voter quorum and every node in the connections."""
+    from dataclasses import replace
+
+    from local_stack.environment import replication_settings
+    from local_stack.settings import Settings
+
+    settings = _cluster_settings()
+    local = replication_settings(replace(Settings(state_dir=ROOT), topology="cluster"))
+    assert {key: settings[key] for key in local} == local
+    airflow = {k: _with_settings(v, settings)
+               for k, v in _environment(SERVICES["airflow-scheduler"]).items()}
+    assert airflow["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    for key, value in local.items():
+        assert airflow[key] == value, key
+    kafka = json.loads(airflow["AIRFLOW_CONN_KAFKA_STREAM"])["extra"]["bootstrap.servers"]
+    assert kafka.split(",") == ["kafka:9092", "kafka-2:9092", "kafka-3:9092"]
+    cassandra = json.loads(airflow["AIRFLOW_CONN_CASSANDRA_STREAM"])["host"]
+    assert cassandra.split(",") == ["cassandra", "cassandra-2", "cassandra-3"]
+    broker = {k: _with_settings(v, settings) for k, v in _environment(SERVICES["kafka"]).items()}
+    assert broker["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+    assert broker["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert broker["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+    single = {k: _with_settings(v, {}) for k, v in _environment(SERVICES["kafka"]).items()}
+    assert single["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
