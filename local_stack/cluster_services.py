@@ -67,7 +67,7 @@ def _spark_master_health(ctx: Context) -> str:
     return f"{len(alive)} worker(s) alive, {len(state.get('activeapps', []))} application(s)"
 
 
-def _spark_worker_host(s: Settings, index: int) -> str:
+def spark_worker_host(s: Settings, index: int) -> str:
     return s.node_host(index + 1)  # the master is on the first address, workers after it
 
 
@@ -76,13 +76,13 @@ def _spark_worker_command(ctx: Context, index: int) -> list[str]:
     work = s.state_dir / f"spark-worker-{index}"
     work.mkdir(parents=True, exist_ok=True)
     return [_spark_class(s), "org.apache.spark.deploy.worker.Worker",
-            f"spark://{s.host}:{s.spark_master_port}", "--host", _spark_worker_host(s, index),
+            f"spark://{s.host}:{s.spark_master_port}", "--host", spark_worker_host(s, index),
             "--cores", str(SPARK_WORKER_CORES), "--memory", SPARK_WORKER_MEMORY,
             "--work-dir", str(work), "--webui-port", str(s.spark_ui_port + index)]
 
 
 def _spark_worker_health(ctx: Context, index: int) -> str:
-    host = _spark_worker_host(ctx.settings, index)
+    host = spark_worker_host(ctx.settings, index)
     workers = [w for w in spark_master_state(ctx).get("workers", [])
                if w.get("host") == host and w.get("state") == "ALIVE"]
     if not workers:
@@ -98,11 +98,11 @@ def spark_services(settings: Settings) -> list[Service]:
                      extra_env=lambda ctx: _spark_env(ctx, ctx.settings.host),
                      ports=lambda s: (s.spark_master_port, s.spark_ui_port))
     workers = [Service(f"spark-worker-{i}",
-                       lambda s, i=i: f"Spark worker on {_spark_worker_host(s, i)}",
+                       lambda s, i=i: f"Spark worker on {spark_worker_host(s, i)}",
                        partial(_spark_worker_command, index=i),
-                       partial(_spark_worker_health, index=i), host=_spark_worker_host(settings, i),
+                       partial(_spark_worker_health, index=i), host=spark_worker_host(settings, i),
                        extra_env=lambda ctx, i=i: _spark_env(
-                           ctx, _spark_worker_host(ctx.settings, i)),
+                           ctx, spark_worker_host(ctx.settings, i)),
                        ports=lambda s, i=i: (s.spark_ui_port + i,))
                for i in range(1, SPARK_WORKERS + 1)]
     return [master, *workers]

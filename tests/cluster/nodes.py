@@ -78,3 +78,18 @@ def supervisor_group(task_instance_id: str) -> int | None:
         except OSError:
             continue
     return None
+
+
+def batch_in_flight(stack: Context) -> bool:
+    """True while the stream query runs a micro-batch: Spark wrote the batch's planned offsets
+    (`offsets/N`) and has not committed it yet (`commits/N`)."""
+    from include.stream.job import CHECKPOINT_NAME
+
+    checkpoint = stack.settings.checkpoint_dir / CHECKPOINT_NAME
+
+    def last(folder: str) -> int:
+        path = checkpoint / folder
+        return max((int(p.name) for p in path.iterdir() if p.name.isdigit()), default=-1) \
+            if path.is_dir() else -1
+
+    return last("offsets") > last("commits")

@@ -19,10 +19,11 @@ from confluent_kafka.admin import AdminClient
 from include import names
 from local_stack import processes
 from local_stack.airflow_api import AirflowApi, as_dict
-from local_stack.cluster_services import spark_master_state
+from local_stack.cluster_services import SPARK_WORKERS, spark_master_state, spark_worker_host
 from local_stack.services import Context, kafka_client
 from ops.pipeline_status import kafka_end_offsets
 from tests.cluster.nodes import (
+    batch_in_flight,
     kill_node,
     pending_hints,
     restart_node,
@@ -118,9 +119,10 @@ def test_losing_the_partition_leader_mid_relay_loses_nothing(stack):
 
 def test_losing_a_cassandra_node_mid_stream_loses_nothing(stack):
     def kill_cassandra(api: AirflowApi, started: datetime) -> str:
-        wait_until(lambda: _running_task(api, STREAM, STREAM_TASK, started)
-                   and spark_master_state(stack).get("activeapps"), "a stream job running",
-                   timeout_s=600)
+        wait_until(lambda: batch_in_flight(stack)
+                   and _running_task(api, STREAM, STREAM_TASK, started),
+                   "a stream job in a micro-batch",
+                   timeout_s=600, poll_s=0.5)
         kill_node(stack, "cassandra-3")
         return "cassandra-3"
 
@@ -134,15 +136,18 @@ def test_losing_a_cassandra_node_mid_stream_loses_nothing(stack):
 def test_losing_a_spark_worker_mid_batch_loses_nothing(stack):
     def kill_busy_worker(api: AirflowApi, started: datetime) -> str:
         def busy_worker() -> str | None:
-            if not _running_task(api, STREAM, STREAM_TASK, started):
+            if not (batch_in_flight(stack)
+                    and _running_task(api, STREAM, STREAM_TASK, started)):
                 return None
+            names_by_host = {spark_worker_host(stack.settings, i): f"spark-worker-{i}"
+                             for i in range(1, SPARK_WORKERS + 1)}
             for worker in spark_master_state(stack).get("workers", []):
                 if worker.get("state") == "ALIVE" and worker.get("coresused", 0) > 0:
-                    index = 1 + ["127.0.0.2", "127.0.0.3"].index(worker["host"])
-                    return f"spark-worker-{index}"
+                    return names_by_host[worker["host"]]
             return None
 
-        node = wait_until(busy_worker, "an executor running on a worker", timeout_s=600)
+        node = wait_until(busy_worker, "a micro-batch running on a worker's executor",
+                          timeout_s=600, poll_s=0.5)
         kill_node(stack, node)
         return node
 
