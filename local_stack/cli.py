@@ -209,8 +209,7 @@ def down(settings: Settings) -> int:
 
     groups: list[list[Service]] = []
     for service in reversed(all_services(settings)):
-        kind = service.name.rstrip("0123456789")
-        if groups and kind.endswith("-") and groups[-1][0].name.rstrip("0123456789") == kind:
+        if groups and service.cluster and groups[-1][0].cluster == service.cluster:
             groups[-1].append(service)
         else:
             groups.append([service])

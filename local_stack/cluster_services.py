@@ -101,6 +101,7 @@ def spark_services(settings: Settings) -> list[Service]:
                        lambda s, i=i: f"Spark worker on {spark_worker_host(s, i)}",
                        partial(_spark_worker_command, index=i),
                        partial(_spark_worker_health, index=i), host=spark_worker_host(settings, i),
+                       cluster="spark-worker",
                        extra_env=lambda ctx, i=i: _spark_env(
                            ctx, spark_worker_host(ctx.settings, i)),
                        ports=lambda s, i=i: (s.spark_ui_port + i,))
@@ -163,7 +164,7 @@ def airflow_worker_services(settings: Settings) -> list[Service]:
                         "--skip-serve-logs"),
                     partial(_airflow_worker_health, index=i),
                     # A Celery worker's warm shutdown waits for its running tasks.
-                    stop_timeout_s=60)
+                    stop_timeout_s=60, cluster="airflow-worker")
             for i in range(1, AIRFLOW_WORKERS + 1)]
 
 

@@ -57,6 +57,7 @@ class Service:
     stop_timeout_s: float = 30.0
     host: str | None = None  # the address it listens on, when not the stack's `host`
     serial: bool = False  # started only once the services before it are healthy
+    cluster: str = ""  # the nodes of one cluster share it (`kafka`, `cassandra`, ...)
 
     def address(self, settings: Settings) -> str:
         return self.host or settings.host
@@ -312,7 +313,7 @@ def _kafka_health(ctx: Context, node: Node) -> str:
 def kafka_services(settings: Settings) -> list[Service]:
     return [Service(node.service, describe(f"Kafka (KRaft) on {node.host}:{{s.kafka_port}}"),
                     partial(_kafka_command, node=node), partial(_kafka_health, node=node),
-                    prepare=partial(_prepare_kafka, node=node), host=node.host,
+                    prepare=partial(_prepare_kafka, node=node), host=node.host, cluster="kafka",
                     ports=lambda s: (s.kafka_port, s.kafka_controller_port))
             for node in nodes(settings, "kafka")]
 
@@ -459,7 +460,7 @@ def cassandra_services(settings: Settings) -> list[Service]:
     return [Service(node.service, describe(f"Cassandra on {node.host}:{{s.cassandra_port}}"),
                     partial(_cassandra_command, node=node), partial(_cassandra_health, node=node),
                     prepare=partial(_prepare_cassandra, node=node), host=node.host,
-                    serial=settings.clustered, stop_timeout_s=60,
+                    serial=settings.clustered, stop_timeout_s=60, cluster="cassandra",
                     ports=lambda s: (s.cassandra_port, s.cassandra_storage_port))
             for node in nodes(settings, "cassandra")]
 
