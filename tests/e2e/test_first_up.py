@@ -1,7 +1,9 @@
 """The first command runs the pipeline: `up` on a clean state folder, with no other command,
-installs, starts every service, unpauses the DAGs and ends with users in Cassandra. It runs as a
-second stack on 127.0.0.2 with its own state folder (the suite's stack and its data are not
-touched), and is removed afterwards with `clean`."""
+starts every service, unpauses the DAGs and ends with users in Cassandra. It runs as a second stack
+on 127.0.0.2 with its own state folder (the suite's stack and its data are not touched), and is
+removed afterwards with `clean`. The installed runtimes (JDK, Spark, jars) are the suite's, as the
+cluster topology shares them: a second copy would cost minutes and about 600 MB of disk, and the
+suite's own `make up` from a fresh clone is what installs them from nothing."""
 
 from __future__ import annotations
 
@@ -24,12 +26,12 @@ def _local_mode(command: str, env: dict[str, str], timeout_s: int) -> subprocess
                           env=env, capture_output=True, text=True, timeout=timeout_s)
 
 
-def test_up_on_a_clean_state_ends_with_users_in_cassandra():
+def test_up_on_a_clean_state_ends_with_users_in_cassandra(stack):
     state = Path(tempfile.mkdtemp(prefix="userstream-first-up-"))
     # Nothing of the suite's stack: its settings and connections are in this process's env.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "USERSTREAM"))}
     env |= {"USERSTREAM_STATE_DIR": str(state), "USERSTREAM_HOST": HOST,
-            "USERSTREAM_SOURCE": "local"}
+            "USERSTREAM_SOURCE": "local", "USERSTREAM_INSTALL_DIR": str(stack.settings.installs)}
     try:
         up = _local_mode("up", env, timeout_s=1500)
         output = up.stdout + up.stderr
