@@ -140,17 +140,19 @@ def ensure_spark_runtime(settings: Settings) -> None:
         _log("creating the Spark runtime virtualenv (full pyspark, spark-submit)")
         if settings.spark_venv.exists():
             shutil.rmtree(settings.spark_venv)
+        # No cache: pyspark is an sdist, and every install built it again into the cache (about
+        # 1.3 GB a time); on a machine with little disk that filled it.
         uv = shutil.which("uv")
         if uv:
             subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(settings.spark_venv)],
                            check=True)
-            subprocess.run([uv, "pip", "install", "-q", "--compile-bytecode", "--python",
-                            str(settings.spark_venv / "bin" / "python"),
+            subprocess.run([uv, "pip", "install", "-q", "--no-cache", "--compile-bytecode",
+                            "--python", str(settings.spark_venv / "bin" / "python"),
                             "-r", str(SPARK_REQUIREMENTS)], check=True)
         else:
             subprocess.run([sys.executable, "-m", "venv", str(settings.spark_venv)], check=True)
-            subprocess.run([str(settings.spark_venv / "bin" / "pip"), "install", "-q", "-r",
-                            str(SPARK_REQUIREMENTS)], check=True)
+            subprocess.run([str(settings.spark_venv / "bin" / "pip"), "install", "-q",
+                            "--no-cache-dir", "-r", str(SPARK_REQUIREMENTS)], check=True)
         stamp.write_text(digest)
     jar_stamp = settings.spark_jars_dir.parent / ".stamp"
     jar_digest = _digest(SPARK_POM)
