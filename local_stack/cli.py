@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -41,6 +42,36 @@ from ops import pipeline_page, pipeline_status
 
 class StartupError(RuntimeError):
     pass
+
+
+# A first start needs about 1.5 GB (the runtimes, and pyspark's build in the temp folder), and the
+# data grows from there. A full disk fails far from its cause (PostgreSQL "could not write init
+# file", a broker that exits), so `up` refuses to start below this and says which folder is short.
+MIN_FREE_DISK_BYTES = 1024**3
+
+
+def disk_shortage(free_by_folder: dict[str, int],
+                  minimum: int = MIN_FREE_DISK_BYTES) -> str | None:
+    """What is short, given the free bytes on each folder's disk; None when every one has
+    `minimum`."""
+    short = {folder: free for folder, free in free_by_folder.items() if free < minimum}
+    if not short:
+        return None
+    return (f"not enough disk to start the stack: {describe_free_disk(short)}; it needs at least "
+            f"{minimum / 1024**3:.0f} GB (free some space, or set USERSTREAM_STATE_DIR and TMPDIR "
+            f"to a larger disk)")
+
+
+def describe_free_disk(free_by_folder: dict[str, int]) -> str:
+    return ", ".join(f"{free / 1024**3:.1f} GB free for {folder}"
+                     for folder, free in free_by_folder.items())
+
+
+def free_disk(settings: Settings) -> dict[str, int]:
+    """Free bytes on the disk of the state folder (data, logs, runtimes) and of the temp folder."""
+    folders = {str(settings.state_dir): settings.state_dir,
+               "temporary files": tempfile.gettempdir()}
+    return {name: shutil.disk_usage(path).free for name, path in folders.items()}
 
 
 def _say(message: str) -> None:
@@ -116,6 +147,8 @@ def wait_healthy(services: list[Service], ctx: Context) -> None:
 def up(settings: Settings) -> int:
     started_at = time.monotonic()
     ensure_state_dir(settings.state_dir)
+    if shortage := disk_shortage(free_disk(settings)):
+        raise StartupError(shortage)
     ctx, new_secrets = make_context(settings)
     installer.ensure_all(settings)
     ctx, _ = make_context(settings)  # the Spark jar list is known only after the install
@@ -243,6 +276,7 @@ def status(settings: Settings) -> int:
         all_ok &= ok
         _say(f"{service.name:<22} {'UP' if ok else 'UNHEALTHY':<9} pid {tracked.pid:<7} {detail}")
     _say("\n" + pipeline_status.render(_pipeline_status(ctx)))
+    _say(f"disk: {describe_free_disk(free_disk(settings))}")
     return 0 if all_ok else 1
 
 
