@@ -47,7 +47,8 @@ class StartupError(RuntimeError):
 # A first start needs about 1.5 GB (the runtimes, and pyspark's build in the temp folder), and the
 # data grows from there. A full disk fails far from its cause (PostgreSQL "could not write init
 # file", a broker that exits), so `up` refuses to start below this and says which folder is short.
-MIN_FREE_DISK_BYTES = 1024**3
+GIB = 1024**3
+MIN_FREE_DISK_BYTES = 1 * GIB
 
 
 def disk_shortage(free_by_folder: dict[str, int],
@@ -58,12 +59,12 @@ def disk_shortage(free_by_folder: dict[str, int],
     if not short:
         return None
     return (f"not enough disk to start the stack: {describe_free_disk(short)}; it needs at least "
-            f"{minimum / 1024**3:.0f} GB (free some space, or set USERSTREAM_STATE_DIR and TMPDIR "
+            f"{minimum / GIB:.0f} GB (free some space, or set USERSTREAM_STATE_DIR and TMPDIR "
             f"to a larger disk)")
 
 
 def describe_free_disk(free_by_folder: dict[str, int]) -> str:
-    return ", ".join(f"{free / 1024**3:.1f} GB free for {folder}"
+    return ", ".join(f"{free / GIB:.1f} GB free for {folder}"
                      for folder, free in free_by_folder.items())
 
 

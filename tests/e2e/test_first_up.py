@@ -26,12 +26,12 @@ def _local_mode(command: str, env: dict[str, str], timeout_s: int) -> subprocess
                           env=env, capture_output=True, text=True, timeout=timeout_s)
 
 
-def test_up_on_a_clean_state_ends_with_users_in_cassandra(stack):
+def test_up_on_a_clean_state_ends_with_users_in_cassandra(settings):
     state = Path(tempfile.mkdtemp(prefix="userstream-first-up-"))
     # Nothing of the suite's stack: its settings and connections are in this process's env.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "USERSTREAM"))}
     env |= {"USERSTREAM_STATE_DIR": str(state), "USERSTREAM_HOST": HOST,
-            "USERSTREAM_SOURCE": "local", "USERSTREAM_INSTALL_DIR": str(stack.settings.installs)}
+            "USERSTREAM_SOURCE": "local", "USERSTREAM_INSTALL_DIR": str(settings.installs)}
     try:
         up = _local_mode("up", env, timeout_s=1500)
         output = up.stdout + up.stderr
