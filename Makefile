@@ -6,6 +6,7 @@
 #   make up TOPOLOGY=cluster  3 Kafka brokers, 3 Cassandra nodes, Spark standalone, Celery workers
 #   make test               up, then the whole test suite against the running stack, then the
 #                           node-failure suite on the cluster topology (make test-cluster)
+#   make stop-stream        pause the stream DAG and stop its long-lived Spark query
 #   make status | down | clean | lint
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -22,7 +23,7 @@ ifdef PAUSED
 export USERSTREAM_START_PAUSED := $(PAUSED)
 endif
 
-.PHONY: up down status clean compose-env compose-up test test-cluster test-unit lint venv lock
+.PHONY: up down stop-stream status clean compose-env compose-up test test-cluster test-unit lint venv lock
 
 venv: .venv/.synced
 
@@ -50,6 +51,9 @@ up: venv
 
 down: venv
 	$(VENV_PY) -m local_stack down
+
+stop-stream: venv
+	$(VENV_PY) -m local_stack stop-stream
 
 status: venv
 	$(VENV_PY) -m local_stack status

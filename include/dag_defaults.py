@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 
-def hop_default_args(retries: int, execution_timeout: timedelta) -> dict[str, Any]:
+def hop_default_args(retries: int, execution_timeout: timedelta | None) -> dict[str, Any]:
     from include.alerts import WebhookAlert
 
     return {
@@ -44,3 +44,8 @@ STREAM_MAX_OFFSETS_PER_TRIGGER = 50_000
 STREAM_TRIGGER_INTERVAL = "5 seconds"
 STREAM_STOP_WHEN_IDLE_S = 30
 STREAM_MAX_RUN_S = 600
+# The long-lived query: a micro-batch running this long fails it (a stalled query), and Airflow
+# restarts a failed query this many times (10 s, 20 s, ... 5 min apart: about 25 minutes) before
+# its supervisor run fails; the next stream DAG run starts it again.
+STREAM_QUERY_STALL_S = 900
+STREAM_QUERY_RETRIES = 8

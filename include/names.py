@@ -8,10 +8,13 @@ INGEST_DAG_ID: Final = "ingest_users"
 RELAY_DAG_ID: Final = "relay_user_events"
 STREAM_DAG_ID: Final = "stream_users_to_cassandra"
 PIPELINE_DAG_IDS: Final = (INGEST_DAG_ID, RELAY_DAG_ID, STREAM_DAG_ID)
+# The stream hop's long-lived query: one run of this DAG, started by the stream DAG, runs it.
+STREAM_QUERY_DAG_ID: Final = "run_stream_query"
+STREAM_QUERY_TASK_ID: Final = "run_stream_query"
 # Maintenance: retention of the staging data (daily) and replays (triggered by hand).
 RETENTION_DAG_ID: Final = "prune_staging"
 REPLAY_DAG_ID: Final = "replay_user_events"
-ALL_DAG_IDS: Final = (*PIPELINE_DAG_IDS, RETENTION_DAG_ID, REPLAY_DAG_ID)
+ALL_DAG_IDS: Final = (*PIPELINE_DAG_IDS, STREAM_QUERY_DAG_ID, RETENTION_DAG_ID, REPLAY_DAG_ID)
 
 # Airflow connection ids (provider defaults where the provider has one).
 # PostgreSQL, one connection per role: the provider's default owns the pipeline's schema

@@ -14,11 +14,14 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 from include import names
 from include.provisioning import ALERTS_WEBHOOK_SETTING
 from include.stream.job import CHECKPOINT_NAME
+from include.stream.query import STOPPED, query_dir, query_health, read_heartbeat, request_stop
 from local_stack import bootstrap, first_run, installer, processes, services
+from local_stack.airflow_api import AirflowApi
 from local_stack.environment import AIRFLOW_ADMIN_USER, service_environment, write_client_env
 from local_stack.services import (
     OFFLINE_SOURCE_ONLY,
@@ -233,10 +236,44 @@ def _summary(ctx: Context, new_secrets: bool, elapsed: float) -> None:
     _say(f"  client environment: set -a; . {s.env_file}; set +a")
 
 
+def stop_query(folder: Path, timeout_s: float = 90.0) -> str:
+    """Asks the long-lived stream query to stop between two micro-batches and waits until its
+    heartbeat says it stopped; says what happened."""
+    healthy, detail = query_health(read_heartbeat(folder))
+    if not healthy:
+        return f"no stream query to stop ({detail})"
+    request_stop(folder)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        heartbeat = read_heartbeat(folder) or {}
+        if heartbeat.get("state") == STOPPED:
+            return (f"stopped the stream query after {heartbeat['batches']} micro-batch(es), "
+                    f"{heartbeat['messages']:,} message(s)")
+        time.sleep(1)
+    return f"the stream query did not stop within {timeout_s:.0f}s (its driver is stopped next)"
+
+
+def stream_query_dir(settings: Settings) -> Path:
+    return query_dir(settings.checkpoint_dir / CHECKPOINT_NAME)
+
+
+def stop_stream(settings: Settings) -> int:
+    """`make stop-stream`: pauses the stream DAG, whose next run would start the query again,
+    then stops the query."""
+    ctx, _ = make_context(settings)
+    AirflowApi(ctx).set_paused(names.STREAM_DAG_ID, True)
+    _say(f"paused {names.STREAM_DAG_ID}; unpause it to start the stream query again")
+    _say(stop_query(stream_query_dir(settings)))
+    return 0
+
+
 def down(settings: Settings) -> int:
-    """Stops every service, the last started first. A cluster's nodes stop together: a Kafka
-    broker stopped after the other two has no controller quorum left to hand its partitions
-    to, and its controlled shutdown would wait for one until killed."""
+    """Stops the stream query between two micro-batches, then every service, the last started
+    first. A cluster's nodes stop together: a Kafka broker stopped after the other two has no
+    controller quorum left to hand its partitions to, and its controlled shutdown would wait for
+    one until killed."""
+    _say(f"  {'stream query':<22} {stop_query(stream_query_dir(settings))}")
+
     def stop(service: Service) -> str:
         return processes.stop(settings.run_dir, service.name, graceful_signal=service.stop_signal,
                               timeout_s=service.stop_timeout_s)
@@ -330,12 +367,13 @@ def compose_env(settings: Settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_stack")
-    parser.add_argument("command", choices=["up", "down", "status", "clean", "compose-env"])
+    parser.add_argument("command", choices=["up", "down", "stop-stream", "status", "clean",
+                                            "compose-env"])
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     try:
-        commands = {"up": up, "down": down, "status": status, "clean": clean,
-                    "compose-env": compose_env}
+        commands = {"up": up, "down": down, "stop-stream": stop_stream, "status": status,
+                    "clean": clean, "compose-env": compose_env}
         if args.command == "down" and not os.environ.get("USERSTREAM_TOPOLOGY") \
                 and not os.environ.get("USERSTREAM_STATE_DIR"):
             return down_every_topology()

@@ -56,6 +56,7 @@ from include.record_contract import (  # noqa: E402
     RecordContract,
     table_columns,
 )
+from include.stream import query as query_records  # noqa: E402
 
 log = logging.getLogger("userstream.stream_users")
 
@@ -155,6 +156,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--starting-offsets", default="earliest",
                         help="only used on a fresh checkpoint")
     parser.add_argument("--report", help="write the run's JSON report here")
+    parser.add_argument("--query-dir",
+                        help="the long-lived query's heartbeat, batch ledger and stop request "
+                             "(include/stream/query.py); with it the query runs until stopped")
+    parser.add_argument("--stall-after-s", type=float, required=True,
+                        help="with --query-dir: a micro-batch running this long fails the job")
     return parser.parse_args(argv)
 
 
@@ -171,6 +177,8 @@ class UsersBatchWriter:
         self.report = report
         self._unusable: dict[int, str | None] = {}  # schema id -> why it cannot be read, or None
         self._table_complete = False
+        self._batch_offsets: dict[int, tuple[int, int]] = {}
+        self._batch_examples: list[dict[str, Any]] = []
 
     def __call__(self, batch, batch_id: int) -> None:
         from pyspark.sql import functions as F
@@ -185,12 +193,24 @@ class UsersBatchWriter:
             F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long").alias("schema_id"),
         ).persist()
         cached = [framed]
+        before = (self.report.messages, self.report.rows_written, self.report.dead_letters,
+                  self.report.superseded)
+        self._batch_examples = []
         try:
             self._write(framed, batch_id, cached, F)
         finally:
             for frame in cached:
                 frame.unpersist()
         self.report.processing_seconds += time.time() - started
+        if self.args.query_dir:
+            after = (self.report.messages, self.report.rows_written, self.report.dead_letters,
+                     self.report.superseded)
+            messages, rows, dead, superseded = (a - b for a, b in zip(after, before, strict=True))
+            query_records.write_ledger_entry(Path(self.args.query_dir), {
+                "batch_id": batch_id, "topic": self.args.topic, "offsets": self._batch_offsets,
+                "messages": messages, "rows_written": rows, "dead_letters": dead,
+                "superseded": superseded, "dead_letter_examples": self._batch_examples,
+                "started_at": started, "finished_at": time.time()})
 
     def _write(self, framed, batch_id: int, cached: list, F) -> None:
         schema_ids, undecodable, decoded_parts = self._split_by_schema(framed, F)
@@ -343,16 +363,19 @@ class UsersBatchWriter:
                 .limit(5).collect():
             log.warning("dead letter p%s@%s: %s", row.kafka_partition, row.kafka_offset,
                         row.error)
+            example = {"partition": row.kafka_partition, "offset": row.kafka_offset,
+                       "reason": row.error}
+            self._batch_examples.append(example)
             if len(self.report.dead_letter_examples) < MAX_DEAD_LETTER_EXAMPLES:
-                self.report.dead_letter_examples.append(
-                    {"partition": row.kafka_partition, "offset": row.kafka_offset,
-                     "reason": row.error})
+                self.report.dead_letter_examples.append(example)
 
     def _count(self, framed, batch_id: int, F, users_written: int, dead_count: int,
                schema_ids: list[int]) -> None:
-        offsets = framed.groupBy("partition").agg(F.max("offset").alias("last"),
+        offsets = framed.groupBy("partition").agg(F.min("offset").alias("first"),
+                                                  F.max("offset").alias("last"),
                                                   F.count("*").alias("n")).collect()
         messages = sum(r.n for r in offsets)
+        self._batch_offsets = {int(r.partition): (int(r.first), int(r.last)) for r in offsets}
         for r in offsets:
             key = f"{self.args.topic}:{r.partition}"
             self.report.end_offsets[key] = max(r.last, self.report.end_offsets.get(key, -1))
@@ -459,6 +482,8 @@ def run(args: argparse.Namespace) -> StreamReport:
     started = time.time()
     report = StreamReport()
     reader_schema = Path(args.reader_schema).read_text()
+    folder = Path(args.query_dir) if args.query_dir else None
+    lock = hold_query_lock(folder) if folder else None  # held until the process ends
     spark = (SparkSession.builder.appName("userstream-stream-users")
              .config("spark.cassandra.connection.host", args.cassandra_host)
              .config("spark.cassandra.connection.port", str(args.cassandra_port))
@@ -486,14 +511,90 @@ def run(args: argparse.Namespace) -> StreamReport:
     else:
         writer = writer.trigger(processingTime=args.interval)
     query = writer.start()
-    if args.trigger == "processing-time" and (args.stop_when_idle_s or args.max_run_s):
+    if folder:
+        supervise(query, report, folder, started, args)
+    elif args.trigger == "processing-time" and (args.stop_when_idle_s or args.max_run_s):
         _run_until_idle(query, report, args.stop_when_idle_s, args.max_run_s, started)
     else:
         query.awaitTermination()
     report.total_seconds = time.time() - started
     report.startup_seconds = ((report.first_batch_started or time.time()) - started)
     spark.stop()
+    if lock:
+        lock.close()
     return report
+
+
+def hold_query_lock(folder: Path, wait_s: float = 60.0):
+    """An exclusive lock on the query's folder, so that one query at a time runs on its
+    checkpoint. A predecessor that was killed may take a few seconds to let go: waits that long,
+    then fails. Clears a stop request left for a query that has ended."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = (folder / "lock").open("w")
+    deadline = time.time() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.time() > deadline:
+                raise SystemExit(f"another stream query holds {folder / 'lock'}; "
+                                 f"one query at a time runs on a checkpoint") from None
+            time.sleep(2)
+    query_records.stop_path(folder).unlink(missing_ok=True)
+    return handle
+
+
+def supervise(query, report: StreamReport, folder: Path, started: float,
+              args: argparse.Namespace) -> None:
+    """The long-lived query's loop: a heartbeat every few seconds; on a stop request, a stop
+    between two micro-batches (or after 30 s of a backlog, mid-batch: an uncommitted batch is
+    read again next time and its upserts rewrite the same rows); and a failure when no
+    micro-batch finished for `--stall-after-s` while one was running, so that Airflow's retry
+    restarts the query from its checkpoint."""
+    stop = query_records.stop_path(folder)
+    last_beat = stop_seen = 0.0
+    progress_at, batches_seen, reason = time.time(), report.batches, "ended"
+
+    def beat(state: str) -> None:
+        query_records.write_json(query_records.heartbeat_path(folder), {
+            "state": state, "reason": reason, "written_at": time.time(), "started_at": started,
+            "driver_pid": os.getppid(), "python_pid": os.getpid(), "topic": args.topic,
+            "checkpoint": args.checkpoint, "batches": report.batches,
+            "messages": report.messages, "rows_written": report.rows_written,
+            "dead_letters": report.dead_letters})
+
+    try:
+        beat(query_records.RUNNING)
+        while not query.awaitTermination(1):  # raises the query's error, if it failed
+            now = time.time()
+            active = query.status["isTriggerActive"]
+            if report.batches != batches_seen or not active:
+                progress_at, batches_seen = now, report.batches
+            if stop.exists():
+                stop_seen = stop_seen or now
+                if not active or now - stop_seen > 30:
+                    reason = "stop requested"
+                    log.warning("stopping the query: %s (%d batches, %d messages)", reason,
+                                report.batches, report.messages)
+                    query.stop()
+                    break
+            if now - progress_at > args.stall_after_s:
+                raise RuntimeError(f"the query stalled: a micro-batch has run "
+                                   f"{now - progress_at:.0f}s (--stall-after-s "
+                                   f"{args.stall_after_s:.0f})")
+            if now - last_beat >= query_records.HEARTBEAT_EVERY_S:
+                beat(query_records.RUNNING)
+                last_beat = now
+        query.awaitTermination()
+    except BaseException as exc:
+        reason = f"failed: {type(exc).__name__}: {exc}"[:500]
+        raise
+    finally:
+        beat(query_records.STOPPED)
+        stop.unlink(missing_ok=True)
 
 
 def should_stop(now: float, last_active: float, started: float, idle_s: float,

@@ -1,10 +1,13 @@
 """Hop 3: Kafka `users_created` -> Cassandra `userstream.users` (Spark Structured Streaming).
 
-Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. The Spark job
-reads the topic from its checkpoint and stays up while messages keep coming (one start-up for many
-relay runs); once idle for `stop_when_idle_s` it exits. The landing check then proves the run
-complete: its committed offsets reach the relay's, every message is accounted for, and the sampled
-users' rows are there and at least as new as sampled.
+Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. The pipeline's
+topic is read by one long-lived Spark query (the `run_stream_query` DAG runs it): a run starts it
+if it does not run, then the landing check waits until the query's committed offsets reach the
+end offsets the relay reported, balances the books of the micro-batches that read them (every
+message is a row, a dead letter or superseded), and checks that the sampled users' rows are
+there and at least as new as sampled. Another topic or keyspace (a replay into a new keyspace, a
+test's scratch topic) gets a Spark job of the run's own, which stays up while messages keep
+coming and exits once idle for `stop_when_idle_s`; the same check then judges its report.
 New dead letters, and any task that finally fails, send an alert to the `alerts_webhook`
 connection.
 """
@@ -24,6 +27,7 @@ from include.dag_defaults import (
     on_asset_with_safety_net,
 )
 from include.stream.operator import StreamUsersOperator
+from include.stream.supervision import EnsureStreamQueryOperator
 from include.stream.verify import LandedUsersSensor
 
 STREAM_TASK_ID = "run_stream_job"
@@ -46,8 +50,9 @@ STREAM_TASK_ID = "run_stream_job"
                                                    "consume, instead of what the triggering "
                                                    "relay runs reported"),
         "stop_when_idle_s": Param(STREAM_STOP_WHEN_IDLE_S, type="number", minimum=0,
-                                  description="the Spark query ends once no message came for "
-                                              "this long (0: drain what is there and end)"),
+                                  description="another topic's Spark query ends once no "
+                                              "message came for this long (0: drain what is "
+                                              "there and end)"),
         "max_run_s": Param(STREAM_MAX_RUN_S, type="number", minimum=0,
                            description="the Spark query ends after this long in any case"),
         "topic": Param(names.USERS_TOPIC, type="string",
@@ -66,6 +71,15 @@ def stream_users_to_cassandra():
 
         return apply_cql_with_hook(names.CASSANDRA_ADMIN_CONN_ID, keyspace=params["keyspace"])
 
+    @task.branch
+    def choose_stream_query(params=None):
+        from include.stream.supervision import uses_long_lived_query
+
+        if uses_long_lived_query(params["topic"], params["keyspace"]):
+            return "ensure_stream_query"
+        return STREAM_TASK_ID
+
+    ensure_stream_query = EnsureStreamQueryOperator(task_id="ensure_stream_query")
     run_stream_job = StreamUsersOperator(task_id=STREAM_TASK_ID)
 
     verify_landed = LandedUsersSensor(
@@ -76,6 +90,7 @@ def stream_users_to_cassandra():
         poke_interval=15,
         timeout=600,
         retries=0,
+        trigger_rule="none_failed_min_one_success",
     )
 
     @task(outlets=[CASSANDRA_USERS])
@@ -91,8 +106,9 @@ def stream_users_to_cassandra():
         }
         return report["rows_written"]
 
-    ensure_cassandra_tables() >> run_stream_job >> verify_landed
-    verify_landed >> record_landed(run_stream_job.output)
+    ensure_cassandra_tables() >> choose_stream_query() >> [ensure_stream_query, run_stream_job]
+    [ensure_stream_query, run_stream_job] >> verify_landed
+    record_landed(verify_landed.output)
 
 
 stream_users_to_cassandra()

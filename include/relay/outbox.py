@@ -53,6 +53,7 @@ class RelayStats:
     first_event_id: int | None = None
     last_event_id: int | None = None
     partition_offsets: dict[int, int] = field(default_factory=dict)
+    partition_first_offsets: dict[int, int] = field(default_factory=dict)
     sample_user_ids: list[str] = field(default_factory=list)
     # (user_id, event_id) of sampled messages: the landing check wants each row at least as new
     sample_events: list[tuple[str, int]] = field(default_factory=list)
@@ -74,6 +75,8 @@ class RelayStats:
             "outbox_id_range": [self.first_event_id, self.last_event_id],
             "partition_last_offsets": {
                 str(p): o for p, o in sorted(self.partition_offsets.items())},
+            "partition_first_offsets": {
+                str(p): o for p, o in sorted(self.partition_first_offsets.items())},
             "sample_user_ids": self.sample_user_ids[:sample_size],
             "sample_events": [list(e) for e in self.sample_events[:sample_size]],
             "failure_examples": [list(e) for e in self.failure_examples],
@@ -89,6 +92,7 @@ class Deliveries:
     acked: list[int] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
     offsets: dict[int, int] = field(default_factory=dict)
+    first_offsets: dict[int, int] = field(default_factory=dict)
 
     def report(self, event_id: int, err: Any, msg: Any) -> None:
         if err is not None:
@@ -98,6 +102,8 @@ class Deliveries:
         partition, offset = msg.partition(), msg.offset()
         if offset > self.offsets.get(partition, -1):
             self.offsets[partition] = offset
+        if partition not in self.first_offsets or offset < self.first_offsets[partition]:
+            self.first_offsets[partition] = offset
 
 
 # Kafka's default for a topic's max.message.bytes and a producer's message.max.bytes.
@@ -203,6 +209,9 @@ def _count(stats: RelayStats, ids: list[int], encoded: EncodedBatch,
     stats.last_event_id = ids[-1]
     for partition, offset in offsets.items():
         stats.partition_offsets[partition] = max(offset, stats.partition_offsets.get(partition, -1))
+    for partition, offset in deliveries.first_offsets.items():
+        known = stats.partition_first_offsets.get(partition, offset)
+        stats.partition_first_offsets[partition] = min(offset, known)
     if len(stats.sample_events) < SAMPLE_SIZE:
         acked = set(deliveries.acked)
         stats.sample_events += [(key.decode(), event_id) for event_id, key, _ in

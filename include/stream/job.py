@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from include import names
-from include.dag_defaults import STREAM_MAX_OFFSETS_PER_TRIGGER, STREAM_TRIGGER_INTERVAL
+from include.dag_defaults import (
+    STREAM_MAX_OFFSETS_PER_TRIGGER,
+    STREAM_QUERY_STALL_S,
+    STREAM_TRIGGER_INTERVAL,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STREAM_JOB = PROJECT_ROOT / "spark" / "stream_users.py"
@@ -36,21 +40,30 @@ SPARK_CONF: dict[str, str] = {
     # (bench/stream_benchmark). Upserts by primary key: a batch that is replayed rewrites.
     "spark.cassandra.output.batch.grouping.key": "none",
     "spark.cassandra.output.batch.size.bytes": "16384",
-    # A job lives minutes and lands a few hundred thousand rows: C2's compilations cost it more
-    # CPU (about 15 s in the first micro-batch on 2 cores) than they give back later. In local
-    # mode the driver runs the tasks; on a cluster it does not, and executors keep the defaults.
+    # A per-run job lives minutes and lands a few hundred thousand rows: C2's compilations cost
+    # it more CPU (about 10 s more in the first micro-batch on 2 cores) than they give back
+    # within about 400,000 rows. The long-lived query keeps C2 (`LONG_LIVED_DRIVER_OPTIONS`). In
+    # local mode the driver runs the tasks; on a cluster it does not, and executors keep the
+    # defaults.
     "spark.driver.extraJavaOptions": f"-XX:TieredStopAtLevel=1 -XX:+UseParallelGC {AVRO_LIMITS}",
     "spark.executor.extraJavaOptions": AVRO_LIMITS,
 }
+# C2 in steady state: 78-82 us of Spark CPU per row against C1's 100-106 (0.76), 12,700-13,200
+# rows/s against 10,000-10,700 (bench/RESULTS.md, 2026-12-01 morning;
+# `python -m bench.stream_benchmark --records 400000 --batch-size 50000`).
+LONG_LIVED_DRIVER_OPTIONS = f"-XX:+UseParallelGC {AVRO_LIMITS}"
 
 
-def spark_conf(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+def spark_conf(environ: Mapping[str, str] = os.environ, long_lived: bool = False) -> dict[str, str]:
     """SPARK_CONF, plus where the driver listens. `USERSTREAM_SPARK_DRIVER_HOST` is the address
     executors reach it at: compose's scheduler service name (container ids do not resolve), or
     local mode's loopback address, so that no driver port listens beyond it (Spark's default is
     the host's own address). The driver binds there too unless `USERSTREAM_SPARK_BIND_ADDRESS`
-    says otherwise (compose: every address inside its container)."""
+    says otherwise (compose: every address inside its container). `long_lived`: the settings of
+    the supervised query, which runs for days."""
     conf = dict(SPARK_CONF)
+    if long_lived:
+        conf["spark.driver.extraJavaOptions"] = LONG_LIVED_DRIVER_OPTIONS
     if driver_host := environ.get("USERSTREAM_SPARK_DRIVER_HOST"):
         conf |= {"spark.driver.host": driver_host,
                  "spark.driver.bindAddress": environ.get("USERSTREAM_SPARK_BIND_ADDRESS",
@@ -72,8 +85,10 @@ class StreamJobConfig:
     interval: str = STREAM_TRIGGER_INTERVAL
     stop_when_idle_s: float = 0.0
     max_run_s: float = 0.0
+    stall_after_s: float = STREAM_QUERY_STALL_S
     report: Path | None = None
     reader_schema: Path | None = None  # the pipeline's .avsc unless a test gives another
+    query_dir: Path | None = None  # the long-lived query's records (include/stream/query.py)
 
     def arguments(self) -> list[str]:
         """Every flag of `spark/stream_users.py`, which has no defaults of its own for them."""
@@ -83,11 +98,13 @@ class StreamJobConfig:
                 "--checkpoint", str(self.checkpoint), "--trigger", self.trigger,
                 "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
                 "--interval", self.interval, "--stop-when-idle-s", str(self.stop_when_idle_s),
-                "--max-run-s", str(self.max_run_s)]
+                "--max-run-s", str(self.max_run_s), "--stall-after-s", str(self.stall_after_s)]
         if self.report is not None:
             args += ["--report", str(self.report)]
         if self.reader_schema is not None:
             args += ["--reader-schema", str(self.reader_schema)]
+        if self.query_dir is not None:
+            args += ["--query-dir", str(self.query_dir)]
         return args
 
 

@@ -4,6 +4,7 @@ task runs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -30,6 +31,7 @@ from include.stream.job import (
     report_path,
     spark_conf,
 )
+from include.stream.query import query_dir
 
 
 def checkpoint_name(topic: str, keyspace: str) -> str:
@@ -52,31 +54,47 @@ def stream_job_config(run_id: str, try_number: int, topic: str = names.USERS_TOP
         report=report_path(run_id, try_number), **overrides)
 
 
+def pipeline_query_dir() -> Path:
+    """The records (heartbeat, batch ledger, stop request) of the pipeline's long-lived query."""
+    return query_dir(checkpoint_root() / CHECKPOINT_NAME)
+
+
 class StreamUsersOperator(SparkSubmitOperator):
-    """Runs the stream job as a processing-time query that stops once no message came for the
-    run's `stop_when_idle_s` param (or after `max_run_s`); with 0 it drains the topic and ends.
-    Returns the job's report (messages, rows, dead letters, end offsets, timings)."""
+    """Runs the stream job. Per run (the default): a processing-time query that stops once no
+    message came for the run's `stop_when_idle_s` param (or after `max_run_s`); with 0 it drains
+    the topic and ends. `long_lived`: the pipeline's query, which runs until `make stop-stream`
+    (or a failure, which Airflow's retry restarts from the checkpoint), keeping its heartbeat and
+    batch ledger in `pipeline_query_dir()`. Returns the job's report (messages, rows, dead
+    letters, end offsets, timings)."""
 
     def __init__(self, *, max_offsets_per_trigger: int = STREAM_MAX_OFFSETS_PER_TRIGGER,
-                 runtime: SparkRuntime | None = None, **kwargs: Any) -> None:
+                 runtime: SparkRuntime | None = None, long_lived: bool = False,
+                 **kwargs: Any) -> None:
         runtime = runtime or SparkRuntime.from_env()
         super().__init__(application=str(STREAM_JOB), conn_id=names.SPARK_CONN_ID,
                          spark_binary=runtime.spark_submit, jars=runtime.jars or None,
-                         conf=spark_conf(), env_vars=runtime.env(),
+                         conf=spark_conf(long_lived=long_lived), env_vars=runtime.env(),
                          name="userstream-stream-users", **kwargs)
         self.runtime = runtime
         self.max_offsets_per_trigger = max_offsets_per_trigger
+        self.long_lived = long_lived
 
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
         params = context.get("params") or {}
-        idle_s = float(params.get("stop_when_idle_s", STREAM_STOP_WHEN_IDLE_S))
-        config = stream_job_config(
-            ti.run_id, ti.try_number, topic=params.get("topic", names.USERS_TOPIC),
-            keyspace=params.get("keyspace", names.CASSANDRA_KEYSPACE),
-            max_offsets_per_trigger=self.max_offsets_per_trigger,
-            trigger="processing-time" if idle_s > 0 else "available-now",
-            stop_when_idle_s=idle_s, max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
+        if self.long_lived:
+            config = stream_job_config(
+                ti.run_id, ti.try_number, max_offsets_per_trigger=self.max_offsets_per_trigger,
+                trigger="processing-time", query_dir=pipeline_query_dir())
+        else:
+            idle_s = float(params.get("stop_when_idle_s", STREAM_STOP_WHEN_IDLE_S))
+            config = stream_job_config(
+                ti.run_id, ti.try_number, topic=params.get("topic", names.USERS_TOPIC),
+                keyspace=params.get("keyspace", names.CASSANDRA_KEYSPACE),
+                max_offsets_per_trigger=self.max_offsets_per_trigger,
+                trigger="processing-time" if idle_s > 0 else "available-now",
+                stop_when_idle_s=idle_s,
+                max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
         self.application_args = config.arguments()
         self.env_vars = {**self.runtime.env(), **stream_job_login()}
         self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
@@ -87,13 +105,14 @@ class StreamUsersOperator(SparkSubmitOperator):
                       "%d batch(es), start-up %.1fs, total %.1fs", report["messages"],
                       report["rows_written"], report["dead_letters"], report["batches"],
                       report["startup_seconds"], report["total_seconds"])
-        alert_new_dead_letters(report, context)
+        if not self.long_lived:  # the long-lived query's are alerted by the stream DAG's runs
+            alert_new_dead_letters(report, context)
         return report
 
 
 def alert_new_dead_letters(report: dict[str, Any], context: Any) -> dict[str, Any] | None:
-    """An alert when the run dead-lettered messages (they are kept in `users_dead_letter`
-    with their reason; the good messages around them landed)."""
+    """An alert when the run's messages were dead-lettered (they are kept in
+    `users_dead_letter` with their reason; the good messages around them landed)."""
     if not report.get("dead_letters"):
         return None
     from include.alerts import NEW_DEAD_LETTERS, send_run_alert

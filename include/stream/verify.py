@@ -7,10 +7,14 @@
    newer event of the same user in its micro-batch (`stream_counts_mismatch`);
 3. the sampled users: each has a row (`records_missing`) holding an event at least as new as the
    sampled one (`records_stale`).
-1 and 2 are verdicts the moment the job has ended; 3 is poked until the timeout, and an unreachable
-Cassandra (`cassandra_unreachable`) or a look-up that kept failing (`records_unchecked`) is told
-apart from missing rows. The provider's `CassandraRecordSensor` checks one key, reports an
-unreachable Cassandra as "record not found", and loads the driver at parse time.
+For a Spark job of the run's own, 1 and 2 are verdicts the moment the job has ended. For the
+pipeline's long-lived query, 1 is poked until the committed offsets get there, and 2 balances the
+query's ledger entries of the micro-batches that read the relay's offsets (`include/stream/query`).
+3 is poked until the timeout, and an unreachable Cassandra (`cassandra_unreachable`) or a look-up
+that kept failing (`records_unchecked`) is told apart from missing rows. The sensor returns the
+counts of what it verified (the job's report, or the ledger's totals). The provider's
+`CassandraRecordSensor` checks one key, reports an unreachable Cassandra as "record not found",
+and loads the driver at parse time.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from include import names
 from include.assets import USERS_TOPIC
@@ -70,6 +74,15 @@ def expected_last_offsets(context: Mapping[str, Any], topic: str) -> dict[int, i
         for partition, offset in (extra.get("partition_last_offsets") or {}).items():
             last[int(partition)] = max(int(offset), last.get(int(partition), -1))
     return last
+
+
+def expected_first_offsets(context: Mapping[str, Any], topic: str) -> dict[int, int]:
+    """The first offset per partition the triggering relay runs of this topic wrote."""
+    first: dict[int, int] = {}
+    for extra in _relay_reports(context, topic):
+        for partition, offset in (extra.get("partition_first_offsets") or {}).items():
+            first[int(partition)] = min(int(offset), first.get(int(partition), int(offset)))
+    return first
 
 
 def uncounted_messages(report: Mapping[str, Any]) -> int:
@@ -167,16 +180,33 @@ class LandedUsersSensor(BaseSensorOperator):
             self.timeout = float(timeout)
         return super().execute(context)
 
-    def poke(self, context: Any) -> bool:
+    def poke(self, context: Any) -> bool | PokeReturnValue:
         from airflow.exceptions import AirflowFailException
 
-        if self._incomplete(context) or self._unbalanced(context):
-            raise AirflowFailException(self.problem_detail)
+        from include.stream.supervision import uses_long_lived_query
+
+        params = context.get("params") or {}
+        topic = params.get("topic", names.USERS_TOPIC)
+        if uses_long_lived_query(topic, params.get("keyspace", names.CASSANDRA_KEYSPACE)):
+            if self._incomplete(context):
+                from include.stream.operator import pipeline_query_dir
+                from include.stream.query import query_health, read_heartbeat
+
+                _, health = query_health(read_heartbeat(pipeline_query_dir()))
+                self.problem_detail += f"; {health}"
+                self.log.warning("%s (will check again until the timeout)", self.problem_detail)
+                return False
+            summary = self._ledger_summary(context, topic)
+        else:
+            if self._incomplete(context) or self._unbalanced(context):
+                raise AirflowFailException(self.problem_detail)
+            summary = (context["ti"].xcom_pull(task_ids=self.report_task_id)
+                       if self.report_task_id else None)
         expected = sampled_events(context, self.report_task_id)
         self.checked = list(expected)
         if not self.checked:
             self.log.info("no sampled user_id to verify in this run")
-            return True
+            return self._verified(summary, context)
         landed = self._landed(self.checked)
         if landed is None:
             return False
@@ -196,7 +226,50 @@ class LandedUsersSensor(BaseSensorOperator):
         self.problem = None
         self.log.info("all %d sampled user_ids are in %s, each at least as new as sampled",
                       len(self.checked), self.table)
-        return True
+        return self._verified(summary, context)
+
+    def _verified(self, summary: dict[str, Any] | None, context: Any) -> PokeReturnValue:
+        if summary and "batch_ids" in summary:  # the long-lived query's ledger
+            from include.stream.operator import alert_new_dead_letters
+
+            summary["sample_user_ids"] = self.checked[:20]
+            alert_new_dead_letters(summary, context)
+        return PokeReturnValue(True, summary)
+
+    def _ledger_summary(self, context: Any, topic: str) -> dict[str, Any]:
+        """The totals of the long-lived query's micro-batches that read the relay's offsets;
+        fails the run when one of them does not account for every message it read, and
+        alerts when they dead-lettered messages."""
+        from airflow.exceptions import AirflowFailException
+
+        from include.stream.operator import pipeline_query_dir
+        from include.stream.query import (
+            entries_reading,
+            ledger_totals,
+            offset_ranges,
+            read_ledger,
+            unbalanced_entries,
+        )
+
+        ranges = offset_ranges(expected_first_offsets(context, topic),
+                               expected_last_offsets(context, topic))
+        entries = entries_reading(read_ledger(pipeline_query_dir()), ranges) if ranges else []
+        summary = ledger_totals(entries)
+        self.log.info("the query's micro-batches %s read the relay's offsets %s: %d messages, "
+                      "%d rows written, %d dead letters, %d superseded", summary["batch_ids"],
+                      ranges, summary["messages"], summary["rows_written"],
+                      summary["dead_letters"], summary["superseded"])
+        if unbalanced := unbalanced_entries(entries):
+            self.problem = STREAM_COUNTS_MISMATCH
+            self.counts = {key: summary[key] for key in
+                           ("messages", "rows_written", "dead_letters", "superseded")}
+            self.examples = unbalanced[:10]
+            self.problem_detail = (
+                f"{len(unbalanced)} micro-batch(es) of the stream query do not account for "
+                f"every message they read (batch ids "
+                f"{[e['batch_id'] for e in unbalanced[:10]]})")
+            raise AirflowFailException(self.problem_detail)
+        return summary
 
     def _incomplete(self, context: Any) -> bool:
         """True (with the problem set) when the committed offsets stop short of the relay's."""

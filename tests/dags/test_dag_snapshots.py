@@ -57,10 +57,17 @@ def test_stream_users_to_cassandra_contract(dagbag):
     _assert_on_asset_with_safety_net(dag, "*/10 * * * *", "kafka://127.0.0.1:9092/users_created")
     assert set(dag.tags) == {"userstream", "stream"}
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"ensure_cassandra_tables", "run_stream_job", "verify_landed",
+    assert set(tasks) == {"ensure_cassandra_tables", "choose_stream_query",
+                          "ensure_stream_query", "run_stream_job", "verify_landed",
                           "record_landed"}
-    assert tasks["run_stream_job"].downstream_task_ids == {"verify_landed", "record_landed"}
+    assert tasks["choose_stream_query"].downstream_task_ids == {"ensure_stream_query",
+                                                                "run_stream_job"}
+    assert tasks["ensure_stream_query"].downstream_task_ids == {"verify_landed"}
+    assert tasks["run_stream_job"].downstream_task_ids == {"verify_landed"}
     assert tasks["verify_landed"].downstream_task_ids == {"record_landed"}
+    assert tasks["verify_landed"].trigger_rule == "none_failed_min_one_success"
+    assert type(tasks["ensure_stream_query"]).__mro__[1].__name__ == "TriggerDagRunOperator"
+    assert tasks["ensure_stream_query"].trigger_dag_id == "run_stream_query"
     submit = tasks["run_stream_job"]
     assert [c.__name__ for c in type(submit).__mro__[:2]] == ["StreamUsersOperator",
                                                               "SparkSubmitOperator"]
@@ -75,9 +82,21 @@ def test_stream_users_to_cassandra_contract(dagbag):
         "cassandra://127.0.0.1:9042/userstream/users"]
 
 
+def test_run_stream_query_contract(dagbag):
+    dag = dagbag.dags["run_stream_query"]
+    assert type(dag.timetable).__name__ == "NullTimetable" and dag.max_active_runs == 1
+    assert dag.is_paused_upon_creation is False
+    (task,) = dag.tasks
+    assert type(task).__name__ == "StreamUsersOperator" and task.long_lived
+    assert task.retries == 8 and task.retry_exponential_backoff
+    assert task.execution_timeout is None
+    assert "-XX:TieredStopAtLevel" not in task.conf["spark.driver.extraJavaOptions"]
+    assert [type(c).__name__ for c in task.on_retry_callback] == ["WebhookAlert"]
+
+
 def test_every_task_of_every_dag_alerts_through_the_webhook_when_it_finally_fails(dagbag):
     assert set(dagbag.dags) == {"ingest_users", "relay_user_events", "stream_users_to_cassandra",
-                                "prune_staging", "replay_user_events"}
+                                "run_stream_query", "prune_staging", "replay_user_events"}
     for dag_id in dagbag.dags:
         for task in dagbag.dags[dag_id].tasks:
             callbacks = task.on_failure_callback
