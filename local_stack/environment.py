@@ -111,7 +111,8 @@ def airflow_settings(settings: Settings, secret: dict[str, str]) -> dict[str, st
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "airflow_home" / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
+        # 4 for the hops' tasks, and one slot the stream query's supervisor task holds for good.
+        "AIRFLOW__CORE__PARALLELISM": "5",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__FERNET_KEY": secret["AIRFLOW_FERNET_KEY"],

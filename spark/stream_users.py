@@ -576,7 +576,7 @@ def supervise(query, report: StreamReport, folder: Path, started: float,
             if stop.exists():
                 stop_seen = stop_seen or now
                 if not active or now - stop_seen > 30:
-                    reason = "stop requested"
+                    reason = query_records.STOP_REQUESTED
                     log.warning("stopping the query: %s (%d batches, %d messages)", reason,
                                 report.batches, report.messages)
                     query.stop()

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from include import names
 from include.ingest.window import IngestWindow
+from include.stream.query import query_health, read_heartbeat
 from include.stream.verify import rows_by_user_ids
 from local_stack.airflow_api import AirflowApi, airflow_cli
-from local_stack.services import cassandra_session, pg_connect
+from local_stack.cli import stream_query_dir
+from local_stack.services import Context, cassandra_session, kafka_client, pg_connect
+from ops.pipeline_status import kafka_end_offsets
+from tests.pipeline_data import messages_since
 
 PIPELINE = names.PIPELINE_DAG_IDS
 INGEST, RELAY, STREAM = PIPELINE
@@ -117,3 +123,44 @@ def wait_for_backfill(api: AirflowApi, started: datetime, count: int,
             return backfilled
         assert time.monotonic() < deadline, f"backfill did not finish: {backfilled}"
         time.sleep(3)
+
+
+def run_windows(stack: Context, count: int,
+                break_something: Callable[[AirflowApi, datetime], str] | None = None) -> str:
+    """Backfills `count` windows with the pipeline unpaused; `break_something` waits for its
+    moment and breaks something (a node, the stream query's driver). Checks every staged user of
+    the windows landed once, with its event, that each event is on the topic, and that every run
+    succeeded. Returns what was broken."""
+    api = AirflowApi(stack)
+    windows = random_windows(count)
+    offsets = kafka_end_offsets(kafka_client(stack.settings, names.KAFKA_STATUS_PRINCIPAL),
+                                names.USERS_TOPIC)
+    started = datetime.now(UTC)
+    broken = ""
+    unpause(api, RELAY, STREAM, INGEST)
+    try:
+        backfill(stack, windows)
+        if break_something:
+            broken = break_something(api, started)
+        backfilled = wait_for_backfill(api, started, count, timeout_s=900)
+        api.pause_when_idle(INGEST)
+        events = outbox_events(stack, windows)
+        landed = wait_until_landed(stack, events)
+        settled_from = datetime.now(UTC)
+        api.settle(*PIPELINE, timeout_s=LANDING_TIMEOUT_S)
+    finally:
+        pause(api, *PIPELINE)
+    assert [r["state"] for r in backfilled] == ["success"] * count
+    assert len(events) == count * 500
+    assert_exactly_once(events, landed)
+    for dag_id in PIPELINE:
+        assert_runs_succeeded(api, dag_id, started, settled_from)
+    on_topic = Counter(event_id for event_id, *_ in messages_since(stack, offsets))
+    lost = [ids[0] for ids in events.values() if ids[0] not in on_topic]
+    assert not lost, f"{len(lost)} events never reached the topic, e.g. {lost[:5]}"
+    return broken
+
+
+def stream_query_runs(stack: Context) -> bool:
+    """True while the pipeline's long-lived stream query runs (its heartbeat is fresh)."""
+    return query_health(read_heartbeat(stream_query_dir(stack.settings)))[0]

@@ -4,6 +4,7 @@ task runs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from include.stream.job import (
     report_path,
     spark_conf,
 )
-from include.stream.query import query_dir
+from include.stream.query import STARTING, heartbeat_path, query_dir, write_json
 
 
 def checkpoint_name(topic: str, keyspace: str) -> str:
@@ -96,6 +97,10 @@ class StreamUsersOperator(SparkSubmitOperator):
                 stop_when_idle_s=idle_s,
                 max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
         self.application_args = config.arguments()
+        if self.long_lived:
+            write_json(heartbeat_path(config.query_dir),
+                       {"state": STARTING, "written_at": time.time(), "run_id": ti.run_id,
+                        "try_number": ti.try_number})
         self.env_vars = {**self.runtime.env(), **stream_job_login()}
         self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                       config.keyspace, config.checkpoint)

@@ -31,7 +31,11 @@ HEARTBEAT_STALE_S = 60.0
 # Ledger entries kept: Spark keeps the last 100 batches of a checkpoint; the landing check needs
 # the batches since the relay runs that trigger it, minutes at most.
 LEDGER_KEEP = 5000
-RUNNING, STOPPED = "running", "stopped"
+# The supervisor's task writes STARTING before it submits the query: a query that takes longer
+# than STARTING_GRACE_S to write its first heartbeat is not coming.
+STARTING, RUNNING, STOPPED = "starting", "running", "stopped"
+STARTING_GRACE_S = 300.0
+STOP_REQUESTED = "stop requested"
 
 
 def query_dir(checkpoint: Path) -> Path:
@@ -72,6 +76,10 @@ def query_health(heartbeat: Mapping[str, Any] | None, now: float | None = None,
     if heartbeat is None:
         return False, "no query has run (no heartbeat)"
     age = now - float(heartbeat["written_at"])
+    if heartbeat.get("state") == STARTING:
+        if age <= STARTING_GRACE_S:
+            return True, f"the query is starting (submitted {age:.0f}s ago)"
+        return False, f"the query was submitted {age:.0f}s ago and never ran"
     if heartbeat.get("state") != RUNNING:
         return False, f"the query stopped {age:.0f}s ago: {heartbeat.get('reason', '?')}"
     if age > stale_after_s:
@@ -80,6 +88,11 @@ def query_health(heartbeat: Mapping[str, Any] | None, now: float | None = None,
     return True, (f"the query runs (driver pid {heartbeat.get('driver_pid')}, up "
                   f"{now - float(heartbeat['started_at']):.0f}s, {heartbeat.get('batches', 0)} "
                   f"batch(es), {heartbeat.get('messages', 0):,} message(s))")
+
+
+def stopped_on_request(heartbeat: Mapping[str, Any] | None) -> bool:
+    return bool(heartbeat) and heartbeat.get("state") == STOPPED \
+        and heartbeat.get("reason") == STOP_REQUESTED
 
 
 def request_stop(folder: Path) -> None:

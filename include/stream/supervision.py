@@ -10,8 +10,6 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 
 from include import names
 
-ACTIVE_RUN_STATES = ["queued", "running"]
-
 
 def uses_long_lived_query(topic: str, keyspace: str) -> bool:
     """The pipeline's topic and keyspace are served by the long-lived query; another topic or
@@ -21,9 +19,9 @@ def uses_long_lived_query(topic: str, keyspace: str) -> bool:
 
 class EnsureStreamQueryOperator(TriggerDagRunOperator):
     """Starts the long-lived query when it does not run: does nothing when its heartbeat is
-    fresh, or when the supervisor DAG has a run queued or running (the query is starting, or
-    waits for its retry); otherwise triggers a supervisor run. The supervisor DAG's one active
-    run at a time makes it one query, however many stream DAG runs ask."""
+    fresh (or it is starting), or when the supervisor DAG has a run that will start it (queued,
+    or running and waiting for its retry); otherwise triggers a supervisor run. The supervisor
+    DAG's one active run at a time makes it one query, however many stream DAG runs ask."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(trigger_dag_id=names.STREAM_QUERY_DAG_ID, wait_for_completion=False,
@@ -31,17 +29,21 @@ class EnsureStreamQueryOperator(TriggerDagRunOperator):
 
     def execute(self, context: Any) -> Any:
         from include.stream.operator import pipeline_query_dir
-        from include.stream.query import query_health, read_heartbeat
+        from include.stream.query import query_health, read_heartbeat, stopped_on_request
 
-        healthy, detail = query_health(read_heartbeat(pipeline_query_dir()))
+        heartbeat = read_heartbeat(pipeline_query_dir())
+        healthy, detail = query_health(heartbeat)
         if healthy:
             self.log.info("%s", detail)
             return None
-        active = context["ti"].get_dr_count(dag_id=names.STREAM_QUERY_DAG_ID,
-                                            states=ACTIVE_RUN_STATES)
-        if active:
-            self.log.info("%s; %s has %d run(s) queued or running, which start it", detail,
-                          names.STREAM_QUERY_DAG_ID, active)
+        ti = context["ti"]
+        queued = ti.get_dr_count(dag_id=names.STREAM_QUERY_DAG_ID, states=["queued"])
+        running = ti.get_dr_count(dag_id=names.STREAM_QUERY_DAG_ID, states=["running"])
+        # A running supervisor run starts the query, or waits to retry it; one whose query was
+        # stopped on request is ending, and a new run queues behind it.
+        if queued or (running and not stopped_on_request(heartbeat)):
+            self.log.info("%s; %s has %d run(s) queued and %d running, which start it", detail,
+                          names.STREAM_QUERY_DAG_ID, queued, running)
             return None
         self.log.warning("%s: starting it with a run of %s", detail, names.STREAM_QUERY_DAG_ID)
         return super().execute(context)

@@ -5,14 +5,15 @@ event is on the topic, and every DAG run ends in success (after Airflow's own re
 node comes back and rejoins, and the cluster reports healthy. The next test's windows run on the
 cluster it left; the last test runs a window with no failure at all.
 
-The tests run in file order (each leaves the cluster healthy for the next); a window takes a
-stream run of about a minute here, so each test backfills two."""
+The stream hop is the pipeline's long-lived query: the first window starts it, and the node
+failures hit it while it runs a micro-batch.
+
+The tests run in file order (each leaves the cluster healthy for the next); each test backfills
+two windows."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from confluent_kafka.admin import AdminClient
 
@@ -21,7 +22,6 @@ from local_stack import processes
 from local_stack.airflow_api import AirflowApi, as_dict
 from local_stack.cluster_services import SPARK_WORKERS, spark_master_state, spark_worker_host
 from local_stack.services import Context, kafka_client
-from ops.pipeline_status import kafka_end_offsets
 from tests.cluster.nodes import (
     batch_in_flight,
     kill_node,
@@ -31,25 +31,9 @@ from tests.cluster.nodes import (
     wait_cluster_healthy,
     wait_until,
 )
-from tests.pipeline_checks import (
-    INGEST,
-    LANDING_TIMEOUT_S,
-    PIPELINE,
-    RELAY,
-    STREAM,
-    assert_exactly_once,
-    assert_runs_succeeded,
-    backfill,
-    outbox_events,
-    pause,
-    random_windows,
-    unpause,
-    wait_for_backfill,
-    wait_until_landed,
-)
-from tests.pipeline_data import messages_since
+from tests.pipeline_checks import RELAY, run_windows, stream_query_runs
 
-RELAY_TASK, STREAM_TASK = "relay_outbox", "run_stream_job"
+RELAY_TASK = "relay_outbox"
 WINDOWS_PER_FAILURE = 2
 
 
@@ -60,41 +44,6 @@ def _running_task(api: AirflowApi, dag_id: str, task_id: str, since: datetime) -
             if ti["state"] == "running":
                 return ti
     return None
-
-
-def _run_windows(stack: Context, count: int,
-                 break_a_node: Callable[[AirflowApi, datetime], str] | None = None) -> str:
-    """Backfills `count` windows with the pipeline unpaused; `break_a_node` waits for its moment
-    and kills a node. Checks every staged user of the windows landed once, with its event, that
-    each event is on the topic, and that every run succeeded. Returns what was broken."""
-    api = AirflowApi(stack)
-    windows = random_windows(count)
-    offsets = kafka_end_offsets(kafka_client(stack.settings, names.KAFKA_STATUS_PRINCIPAL),
-                                names.USERS_TOPIC)
-    started = datetime.now(UTC)
-    broken = ""
-    unpause(api, RELAY, STREAM, INGEST)
-    try:
-        backfill(stack, windows)
-        if break_a_node:
-            broken = break_a_node(api, started)
-        backfilled = wait_for_backfill(api, started, count, timeout_s=900)
-        api.pause_when_idle(INGEST)
-        events = outbox_events(stack, windows)
-        landed = wait_until_landed(stack, events)
-        settled_from = datetime.now(UTC)
-        api.settle(*PIPELINE, timeout_s=LANDING_TIMEOUT_S)
-    finally:
-        pause(api, *PIPELINE)
-    assert [r["state"] for r in backfilled] == ["success"] * count
-    assert len(events) == count * 500
-    assert_exactly_once(events, landed)
-    for dag_id in PIPELINE:
-        assert_runs_succeeded(api, dag_id, started, settled_from)
-    on_topic = Counter(event_id for event_id, *_ in messages_since(stack, offsets))
-    lost = [ids[0] for ids in events.values() if ids[0] not in on_topic]
-    assert not lost, f"{len(lost)} events never reached the topic, e.g. {lost[:5]}"
-    return broken
 
 
 def _partition_leader(stack: Context) -> int:
@@ -111,7 +60,7 @@ def test_losing_the_partition_leader_mid_relay_loses_nothing(stack):
         kill_node(stack, node)
         return node
 
-    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_leader)
+    node = run_windows(stack, WINDOWS_PER_FAILURE, kill_leader)
     restart_node(stack, node)
     health = wait_cluster_healthy(stack)
     assert all("3 broker(s)" in health[f"kafka-{i}"] for i in (1, 2, 3)), health
@@ -120,13 +69,13 @@ def test_losing_the_partition_leader_mid_relay_loses_nothing(stack):
 def test_losing_a_cassandra_node_mid_stream_loses_nothing(stack):
     def kill_cassandra(api: AirflowApi, started: datetime) -> str:
         wait_until(lambda: batch_in_flight(stack)
-                   and _running_task(api, STREAM, STREAM_TASK, started),
-                   "a stream job in a micro-batch",
+                   and stream_query_runs(stack),
+                   "the stream query in a micro-batch",
                    timeout_s=600, poll_s=0.5)
         kill_node(stack, "cassandra-3")
         return "cassandra-3"
 
-    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_cassandra)
+    node = run_windows(stack, WINDOWS_PER_FAILURE, kill_cassandra)
     assert pending_hints(stack) > 0, "no node kept hints for the one that was down"
     restart_node(stack, node)
     wait_cluster_healthy(stack)
@@ -136,8 +85,7 @@ def test_losing_a_cassandra_node_mid_stream_loses_nothing(stack):
 def test_losing_a_spark_worker_mid_batch_loses_nothing(stack):
     def kill_busy_worker(api: AirflowApi, started: datetime) -> str:
         def busy_worker() -> str | None:
-            if not (batch_in_flight(stack)
-                    and _running_task(api, STREAM, STREAM_TASK, started)):
+            if not (batch_in_flight(stack) and stream_query_runs(stack)):
                 return None
             names_by_host = {spark_worker_host(stack.settings, i): f"spark-worker-{i}"
                              for i in range(1, SPARK_WORKERS + 1)}
@@ -151,7 +99,7 @@ def test_losing_a_spark_worker_mid_batch_loses_nothing(stack):
         kill_node(stack, node)
         return node
 
-    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_busy_worker)
+    node = run_windows(stack, WINDOWS_PER_FAILURE, kill_busy_worker)
     restart_node(stack, node)
     wait_cluster_healthy(stack)
 
@@ -178,7 +126,7 @@ def test_losing_the_airflow_worker_that_runs_the_relay_loses_nothing(stack):
         retried.append(ti)
         return node
 
-    node = _run_windows(stack, WINDOWS_PER_FAILURE, kill_relay_worker)
+    node = run_windows(stack, WINDOWS_PER_FAILURE, kill_relay_worker)
     (killed,) = retried
     api = AirflowApi(stack)
     after = as_dict(api.task_instances.get_task_instance(RELAY, killed["dag_run_id"], RELAY_TASK))
@@ -189,6 +137,6 @@ def test_losing_the_airflow_worker_that_runs_the_relay_loses_nothing(stack):
 
 def test_with_every_node_back_a_window_lands_as_usual(stack):
     before = wait_cluster_healthy(stack)
-    _run_windows(stack, 1)
+    run_windows(stack, 1)
     after = wait_cluster_healthy(stack)
     assert set(before) == set(after)
