@@ -314,6 +314,7 @@ def status(settings: Settings) -> int:
         all_ok &= ok
         _say(f"{service.name:<22} {'UP' if ok else 'UNHEALTHY':<9} pid {tracked.pid:<7} {detail}")
     _say("\n" + pipeline_status.render(_pipeline_status(ctx)))
+    _say(f"stream query: {query_health(read_heartbeat(stream_query_dir(settings)))[1]}")
     _say(f"disk: {describe_free_disk(free_disk(settings))}")
     return 0 if all_ok else 1
 
