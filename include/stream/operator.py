@@ -87,6 +87,9 @@ class StreamUsersOperator(SparkSubmitOperator):
             config = stream_job_config(
                 ti.run_id, ti.try_number, max_offsets_per_trigger=self.max_offsets_per_trigger,
                 trigger="processing-time", query_dir=pipeline_query_dir())
+            write_json(heartbeat_path(config.query_dir),
+                       {"state": STARTING, "written_at": time.time(), "run_id": ti.run_id,
+                        "try_number": ti.try_number})
         else:
             idle_s = float(params.get("stop_when_idle_s", STREAM_STOP_WHEN_IDLE_S))
             config = stream_job_config(
@@ -97,10 +100,6 @@ class StreamUsersOperator(SparkSubmitOperator):
                 stop_when_idle_s=idle_s,
                 max_run_s=float(params.get("max_run_s", STREAM_MAX_RUN_S)))
         self.application_args = config.arguments()
-        if self.long_lived:
-            write_json(heartbeat_path(config.query_dir),
-                       {"state": STARTING, "written_at": time.time(), "run_id": ti.run_id,
-                        "try_number": ti.try_number})
         self.env_vars = {**self.runtime.env(), **stream_job_login()}
         self.log.info("stream job: %s -> %s.users (checkpoint %s)", config.topic,
                       config.keyspace, config.checkpoint)
