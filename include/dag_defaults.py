@@ -41,7 +41,10 @@ RELAY_BATCH_SIZE = 5000
 STREAM_MAX_OFFSETS_PER_TRIGGER = 50_000
 # The DAG's job stays up while messages keep coming, so one Spark start-up (10-30 s on 2 cores)
 # serves many relay runs; it ends once idle, so every DAG run finishes and emits its asset.
-STREAM_TRIGGER_INTERVAL = "5 seconds"
+# Spark fires a processing-time trigger on wall-clock multiples of the interval, and a window's
+# events reach the topic 1.5-3 s after the minute: at 5 s they waited for the :05 trigger (p95
+# event -> row 6.2 s at the default cadence), at 1 s for the next second.
+STREAM_TRIGGER_INTERVAL = "1 second"
 STREAM_STOP_WHEN_IDLE_S = 30
 STREAM_MAX_RUN_S = 600
 # The long-lived query: a micro-batch running this long fails it (a stalled query), and Airflow
