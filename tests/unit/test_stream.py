@@ -9,6 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from include import cql
 from include.assets import USERS_TOPIC
@@ -185,3 +187,22 @@ def test_the_jobs_kafka_login_trusts_the_ca_the_connection_names():
     plaintext = {key: value for key, value in security.items() if key != "ssl.ca.location"}
     assert not any(key.startswith("kafka.ssl.") for key in
                    stream_users.kafka_login(login_environment("role", "secret", plaintext)))
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 5)),
+                          st.integers(0, 10**6)), min_size=1, max_size=60))
+def test_batch_survey_matches_the_messages_it_counts(messages):
+    """The survey adds up (partition, schema id) groups as Spark returns them: the same offsets,
+    counts, schema ids and undecodable messages as counting each message."""
+    groups: dict[tuple[int, int | None], list[int]] = {}
+    for partition, schema_id, offset in messages:
+        groups.setdefault((partition, schema_id), []).append(offset)
+    rows = [(p, s, min(o), max(o), len(o)) for (p, s), o in groups.items()]
+    survey = stream_users.BatchSurvey.from_rows(rows)
+    readable = {1: "schema", 4: "schema"}
+    partitions = {p for p, _, _ in messages}
+    assert survey.offsets == {p: (min(o for q, _, o in messages if q == p),
+                                  max(o for q, _, o in messages if q == p)) for p in partitions}
+    assert survey.messages == len(messages)
+    assert survey.schema_ids == sorted({s for _, s, _ in messages if s is not None})
+    assert survey.undecodable(readable) == sum(1 for _, s, _ in messages if s not in readable)
