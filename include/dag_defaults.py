@@ -51,4 +51,7 @@ STREAM_MAX_RUN_S = 600
 # restarts a failed query this many times (10 s, 20 s, ... 5 min apart: about 25 minutes) before
 # its supervisor run fails; the next stream DAG run starts it again.
 STREAM_QUERY_STALL_S = 900
+# How long one poke of the landing check waits for the query to commit the relay's offsets
+# before it gives its worker slot back until the next poke.
+STREAM_COMMIT_WAIT_S = 20
 STREAM_QUERY_RETRIES = 8

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
 from include import names
 from include.assets import USERS_TOPIC
+from include.dag_defaults import STREAM_COMMIT_WAIT_S
 
 RECORDS_MISSING = "records_missing"
 RECORDS_STALE = "records_stale"
@@ -36,6 +37,16 @@ RECORDS_UNCHECKED = "records_unchecked"
 STREAM_INCOMPLETE = "stream_incomplete"
 STREAM_COUNTS_MISMATCH = "stream_counts_mismatch"
 MAX_VERIFIED_KEYS = 200
+
+
+def wait_until(condition: Callable[[], bool], wait_s: float, every_s: float = 0.5) -> bool:
+    """Whether `condition` holds within `wait_s`, asked every `every_s`."""
+    deadline = time.monotonic() + wait_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every_s)
+    return True
 
 
 def sampled_events(context: Mapping[str, Any],
@@ -162,8 +173,10 @@ class LandedUsersSensor(BaseSensorOperator):
     template_fields = ("table",)
 
     def __init__(self, *, table: str, report_task_id: str | None = None,
-                 cassandra_conn_id: str = names.CASSANDRA_CONN_ID, **kwargs: Any) -> None:
+                 cassandra_conn_id: str = names.CASSANDRA_CONN_ID,
+                 commit_wait_s: float = STREAM_COMMIT_WAIT_S, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.commit_wait_s = commit_wait_s
         self.table = table
         self.report_task_id = report_task_id
         self.cassandra_conn_id = cassandra_conn_id
@@ -188,7 +201,9 @@ class LandedUsersSensor(BaseSensorOperator):
         params = context.get("params") or {}
         topic = params.get("topic", names.USERS_TOPIC)
         if uses_long_lived_query(topic, params.get("keyspace", names.CASSANDRA_KEYSPACE)):
-            if self._incomplete(context):
+            # The query commits a window a few seconds after the relay: a poke that gave up at
+            # once cost a second task process and a `poke_interval` more.
+            if not wait_until(lambda: not self._incomplete(context), self.commit_wait_s):
                 from include.stream.operator import pipeline_query_dir
                 from include.stream.query import query_health, read_heartbeat
 

@@ -3,6 +3,7 @@ balances, and the relay's first offsets that say which batches read its messages
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 from hypothesis import given, settings
@@ -13,7 +14,7 @@ from include.relay.outbox import Deliveries, RelayStats
 from include.stream import query
 from include.stream.job import StreamJobConfig, spark_conf
 from include.stream.supervision import uses_long_lived_query
-from include.stream.verify import expected_first_offsets
+from include.stream.verify import expected_first_offsets, wait_until
 from tests.stream_job_module import load_stream_job
 
 NOW = 1_000_000.0
@@ -147,3 +148,17 @@ def test_the_long_lived_query_runs_c2_and_passes_its_folder_and_stall_limit(tmp_
     args = load_stream_job().parse_args(config.arguments())
     assert args.query_dir == str(tmp_path / "cp.query") and args.stall_after_s == 120
     assert args.stop_when_idle_s == 0 and args.max_run_s == 0
+
+
+
+def test_wait_until_answers_as_soon_as_the_condition_holds_or_at_the_deadline():
+    """The landing check's poke waits for a commit that comes a little later instead of giving
+    its slot back at once; one that does not come within the wait is a "not yet"."""
+    answers = iter([False, False, True])
+    started = time.monotonic()
+    assert wait_until(lambda: next(answers), wait_s=5, every_s=0.1)
+    assert 0.2 <= time.monotonic() - started < 1
+
+    started = time.monotonic()
+    assert not wait_until(lambda: False, wait_s=0.5, every_s=0.1)
+    assert 0.5 <= time.monotonic() - started < 1.5
