@@ -1,15 +1,16 @@
 """Hop 3: Kafka `users_created` -> Cassandra `userstream.users` (Spark Structured Streaming).
 
-Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. The pipeline's
-topic is read by one long-lived Spark query (the `run_stream_query` DAG runs it): a run starts it
-if it does not run, then the landing check waits until the query's committed offsets reach the
-end offsets the relay reported, balances the books of the micro-batches that read them (every
-message is a row, a dead letter or superseded), and checks that the sampled users' rows are
-there and at least as new as sampled. Another topic or keyspace (a replay into a new keyspace, a
-test's scratch topic) gets a Spark job of the run's own, which stays up while messages keep
-coming and exits once idle for `stop_when_idle_s`; the same check then judges its report.
-New dead letters, and any task that finally fails, send an alert to the `alerts_webhook`
-connection.
+Runs when the relay emits its Kafka asset, and every 10 minutes as a safety net. A run provisions
+the keyspace's tables and chooses how its messages land. The pipeline's topic is read by one
+long-lived Spark query (the `run_stream_query` DAG runs it): a run starts it if it does not run,
+then the landing check waits until the query's committed offsets reach the end offsets the relay
+reported, balances the books of the micro-batches that read them (every message is a row, a dead
+letter or superseded), and checks that the sampled users' rows are there and at least as new as
+sampled. Another topic or keyspace (a replay into a new keyspace, a test's scratch topic) gets a
+Spark job of the run's own, which stays up while messages keep coming and exits once idle for
+`stop_when_idle_s`; the same check then judges its report. The landing check emits the Cassandra
+asset with the counts it verified. New dead letters, and any task that finally fails, send an
+alert to the `alerts_webhook` connection.
 """
 
 from __future__ import annotations
@@ -65,16 +66,12 @@ STREAM_TASK_ID = "run_stream_job"
     doc_md=__doc__,
 )
 def stream_users_to_cassandra():
-    @task
-    def ensure_cassandra_tables(params=None):
-        from include.provisioning import apply_cql_with_hook
-
-        return apply_cql_with_hook(names.CASSANDRA_ADMIN_CONN_ID, keyspace=params["keyspace"])
-
     @task.branch
-    def choose_stream_query(params=None):
+    def prepare_landing(params=None):
+        from include.provisioning import apply_cql_with_hook
         from include.stream.supervision import uses_long_lived_query
 
+        apply_cql_with_hook(names.CASSANDRA_ADMIN_CONN_ID, keyspace=params["keyspace"])
         if uses_long_lived_query(params["topic"], params["keyspace"]):
             return "ensure_stream_query"
         return STREAM_TASK_ID
@@ -91,24 +88,10 @@ def stream_users_to_cassandra():
         timeout=600,
         retries=0,
         trigger_rule="none_failed_min_one_success",
+        outlets=[CASSANDRA_USERS],
     )
 
-    @task(outlets=[CASSANDRA_USERS])
-    def record_landed(report: dict, params=None, outlet_events=None):
-        outlet_events[CASSANDRA_USERS].extra = {
-            "topic": params["topic"],
-            "keyspace": params["keyspace"],
-            "rows_written": report["rows_written"],
-            "dead_letters": report["dead_letters"],
-            "messages": report["messages"],
-            "end_offsets": report["end_offsets"],
-            "sample_user_ids": report["sample_user_ids"][:10],
-        }
-        return report["rows_written"]
-
-    ensure_cassandra_tables() >> choose_stream_query() >> [ensure_stream_query, run_stream_job]
-    [ensure_stream_query, run_stream_job] >> verify_landed
-    record_landed(verify_landed.output)
+    prepare_landing() >> [ensure_stream_query, run_stream_job] >> verify_landed
 
 
 stream_users_to_cassandra()

@@ -39,6 +39,19 @@ STREAM_COUNTS_MISMATCH = "stream_counts_mismatch"
 MAX_VERIFIED_KEYS = 200
 
 
+def landed_asset_extra(report: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The small facts the Cassandra asset event carries: what the run verified as landed."""
+    return {
+        "topic": params.get("topic", names.USERS_TOPIC),
+        "keyspace": params.get("keyspace", names.CASSANDRA_KEYSPACE),
+        "rows_written": report["rows_written"],
+        "dead_letters": report["dead_letters"],
+        "messages": report["messages"],
+        "end_offsets": report["end_offsets"],
+        "sample_user_ids": report["sample_user_ids"][:10],
+    }
+
+
 def wait_until(condition: Callable[[], bool], wait_s: float, every_s: float = 0.5) -> bool:
     """Whether `condition` holds within `wait_s`, asked every `every_s`."""
     deadline = time.monotonic() + wait_s
@@ -188,10 +201,13 @@ class LandedUsersSensor(BaseSensorOperator):
         self.checked: list[str] = []
 
     def execute(self, context: Any) -> Any:
-        timeout = (context.get("params") or {}).get("landing_timeout_s")
-        if timeout:
+        params = context.get("params") or {}
+        if timeout := params.get("landing_timeout_s"):
             self.timeout = float(timeout)
-        return super().execute(context)
+        report = super().execute(context)
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = landed_asset_extra(report, params)
+        return report
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         from airflow.exceptions import AirflowFailException

@@ -57,14 +57,13 @@ def test_stream_users_to_cassandra_contract(dagbag):
     _assert_on_asset_with_safety_net(dag, "*/10 * * * *", "kafka://127.0.0.1:9092/users_created")
     assert set(dag.tags) == {"userstream", "stream"}
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"ensure_cassandra_tables", "choose_stream_query",
-                          "ensure_stream_query", "run_stream_job", "verify_landed",
-                          "record_landed"}
-    assert tasks["choose_stream_query"].downstream_task_ids == {"ensure_stream_query",
-                                                                "run_stream_job"}
+    assert set(tasks) == {"prepare_landing", "ensure_stream_query", "run_stream_job",
+                          "verify_landed"}
+    assert tasks["prepare_landing"].downstream_task_ids == {"ensure_stream_query",
+                                                            "run_stream_job"}
     assert tasks["ensure_stream_query"].downstream_task_ids == {"verify_landed"}
     assert tasks["run_stream_job"].downstream_task_ids == {"verify_landed"}
-    assert tasks["verify_landed"].downstream_task_ids == {"record_landed"}
+    assert tasks["verify_landed"].downstream_task_ids == set()
     assert tasks["verify_landed"].trigger_rule == "none_failed_min_one_success"
     assert type(tasks["ensure_stream_query"]).__mro__[1].__name__ == "TriggerDagRunOperator"
     assert tasks["ensure_stream_query"].trigger_dag_id == "run_stream_query"
@@ -78,7 +77,7 @@ def test_stream_users_to_cassandra_contract(dagbag):
     assert [c.__name__ for c in type(sensor).__mro__[:2]] == ["LandedUsersSensor",
                                                               "BaseSensorOperator"]
     assert all(t.on_failure_callback for t in dag.tasks)
-    assert [a.uri for a in tasks["record_landed"].outlets] == [
+    assert [a.uri for a in sensor.outlets] == [
         "cassandra://127.0.0.1:9042/userstream/users"]
 
 
