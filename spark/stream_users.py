@@ -66,6 +66,10 @@ UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 # Confluent schema ids are non-negative Java ints: a larger id cannot be in any registry.
 MAX_SCHEMA_ID = 2**31 - 1
 MAX_DEAD_LETTER_EXAMPLES = 10
+# A micro-batch of this many messages means a backlog (a window is 500): it then lasts at least
+# BACKLOG_BATCH_S (see `UsersBatchWriter._pace`).
+BACKLOG_MESSAGES = 5_000
+BACKLOG_BATCH_S = 5.0
 # Each row's Cassandra write timestamp: the outbox event id (the outbox's own order, in which a
 # user's events are committed) on top of 2^52 microseconds (the year 2112), so it is later than any
 # wall-clock timestamp a row was written with before, and the newest event of a user always wins.
@@ -209,6 +213,7 @@ class UsersBatchWriter:
         self._unusable: dict[int, str | None] = {}  # schema id -> why it cannot be read, or None
         self._table_complete = False
         self._batch_offsets: dict[int, tuple[int, int]] = {}
+        self._batch_messages = 0
         self._batch_examples: list[dict[str, Any]] = []
 
     def __call__(self, batch, batch_id: int) -> None:
@@ -233,6 +238,7 @@ class UsersBatchWriter:
             for frame in cached:
                 frame.unpersist()
         self.report.processing_seconds += time.time() - started
+        self._pace(started)
         if self.args.query_dir:
             after = (self.report.messages, self.report.rows_written, self.report.dead_letters,
                      self.report.superseded)
@@ -242,6 +248,14 @@ class UsersBatchWriter:
                 "messages": messages, "rows_written": rows, "dead_letters": dead,
                 "superseded": superseded, "dead_letter_examples": self._batch_examples,
                 "started_at": started, "finished_at": time.time()})
+
+    def _pace(self, started: float) -> None:
+        """Under a backlog, a micro-batch of the processing-time query lasts `BACKLOG_BATCH_S`, so
+        the next one reads a larger slice: a second's trigger lands a window quickly, but drained
+        a backlog in many small micro-batches, each with its fixed cost."""
+        if (self.args.trigger == "processing-time"
+                and self._batch_messages >= BACKLOG_MESSAGES):
+            time.sleep(max(0.0, started + BACKLOG_BATCH_S - time.time()))
 
     def _write(self, framed, batch_id: int, cached: list, F) -> None:
         survey = self._survey(framed, F)
@@ -419,7 +433,7 @@ class UsersBatchWriter:
 
     def _count(self, survey: BatchSurvey, batch_id: int, users_written: int,
                dead_count: int) -> None:
-        self._batch_offsets = survey.offsets
+        self._batch_offsets, self._batch_messages = survey.offsets, survey.messages
         for partition, (_, last) in survey.offsets.items():
             key = f"{self.args.topic}:{partition}"
             self.report.end_offsets[key] = max(last, self.report.end_offsets.get(key, -1))
