@@ -67,7 +67,7 @@ UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_SCHEMA_ID = 2**31 - 1
 MAX_DEAD_LETTER_EXAMPLES = 10
 # A micro-batch of this many messages means a backlog (a window is 500): it then lasts at least
-# BACKLOG_BATCH_S (see `UsersBatchWriter._pace`).
+# BACKLOG_BATCH_S (`backlog_pause_s`).
 BACKLOG_MESSAGES = 5_000
 BACKLOG_BATCH_S = 5.0
 # Each row's Cassandra write timestamp: the outbox event id (the outbox's own order, in which a
@@ -167,6 +167,16 @@ class SchemaRegistry:
         raise AssertionError("unreachable")
 
 
+def backlog_pause_s(trigger: str, messages: int, started: float, now: float) -> float:
+    """How long a micro-batch of the processing-time query waits before it ends: under a
+    backlog it lasts `BACKLOG_BATCH_S`, so that the next one reads a larger slice. The trigger
+    fires every second to land a window quickly, and without this drained a backlog in many
+    small micro-batches, each with its fixed cost (see `BACKLOG_MESSAGES`)."""
+    if trigger != "processing-time" or messages < BACKLOG_MESSAGES:
+        return 0.0
+    return max(0.0, started + BACKLOG_BATCH_S - now)
+
+
 def _union(frames: list):
     return functools.reduce(lambda left, right: left.unionByName(right), frames)
 
@@ -238,7 +248,7 @@ class UsersBatchWriter:
             for frame in cached:
                 frame.unpersist()
         self.report.processing_seconds += time.time() - started
-        self._pace(started)
+        time.sleep(backlog_pause_s(self.args.trigger, self._batch_messages, started, time.time()))
         if self.args.query_dir:
             after = (self.report.messages, self.report.rows_written, self.report.dead_letters,
                      self.report.superseded)
@@ -248,14 +258,6 @@ class UsersBatchWriter:
                 "messages": messages, "rows_written": rows, "dead_letters": dead,
                 "superseded": superseded, "dead_letter_examples": self._batch_examples,
                 "started_at": started, "finished_at": time.time()})
-
-    def _pace(self, started: float) -> None:
-        """Under a backlog, a micro-batch of the processing-time query lasts `BACKLOG_BATCH_S`, so
-        the next one reads a larger slice: a second's trigger lands a window quickly, but drained
-        a backlog in many small micro-batches, each with its fixed cost."""
-        if (self.args.trigger == "processing-time"
-                and self._batch_messages >= BACKLOG_MESSAGES):
-            time.sleep(max(0.0, started + BACKLOG_BATCH_S - time.time()))
 
     def _write(self, framed, batch_id: int, cached: list, F) -> None:
         survey = self._survey(framed, F)
@@ -279,7 +281,9 @@ class UsersBatchWriter:
     @staticmethod
     def _survey(framed, F) -> BatchSurvey:
         """One Spark job over the cached batch for its offsets per partition, its schema ids and
-        its unframed messages (a batch of 500 took 2.1-2.5 s with a job for each of these)."""
+        its unframed messages, where there were three (13 micro-batches of 500: 22.7 s of
+        processing against 24.9 s, one run each, `bench.stream_benchmark --records 6000
+        --batch-size 500`)."""
         well_framed = F.col("long_enough") & (F.col("magic") == "00")
         return BatchSurvey.from_rows(
             framed.groupBy("partition", F.when(well_framed, F.col("schema_id")).alias("schema_id"))

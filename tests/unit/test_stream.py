@@ -206,3 +206,13 @@ def test_batch_survey_matches_the_messages_it_counts(messages):
     assert survey.messages == len(messages)
     assert survey.schema_ids == sorted({s for _, s, _ in messages if s is not None})
     assert survey.undecodable(readable) == sum(1 for _, s, _ in messages if s not in readable)
+
+
+def test_a_backlog_micro_batch_lasts_the_backlog_batch_time_and_a_window_does_not_wait():
+    pause = stream_users.backlog_pause_s
+    backlog, lasts = stream_users.BACKLOG_MESSAGES, stream_users.BACKLOG_BATCH_S
+    assert pause("processing-time", 500, started=100.0, now=101.0) == 0.0
+    assert pause("processing-time", backlog, started=100.0, now=101.0) == lasts - 1.0
+    assert pause("processing-time", backlog * 10, started=100.0, now=100.0 + lasts + 3) == 0.0
+    # A drain to the end (tests, replays, benchmarks) never waits.
+    assert pause("available-now", backlog * 10, started=100.0, now=101.0) == 0.0
