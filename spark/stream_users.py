@@ -67,7 +67,9 @@ UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_SCHEMA_ID = 2**31 - 1
 MAX_DEAD_LETTER_EXAMPLES = 10
 # A micro-batch of this many messages means a backlog (a window is 500): it then lasts at least
-# BACKLOG_BATCH_S (`backlog_pause_s`).
+# BACKLOG_BATCH_S (`backlog_pause_s`). Without it, the 1 s trigger drained a 200,000-user backlog
+# in 12 micro-batches where the 5 s trigger took 5-6, at 159 µs of Spark CPU per user against
+# 112; with it 115-125 (`bench.pipeline_benchmark --users 200000`, bench/RESULTS.md).
 BACKLOG_MESSAGES = 5_000
 BACKLOG_BATCH_S = 5.0
 # Each row's Cassandra write timestamp: the outbox event id (the outbox's own order, in which a
