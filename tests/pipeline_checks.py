@@ -107,10 +107,25 @@ def random_windows(count: int) -> list[IngestWindow]:
 def backfill(stack, windows: list[IngestWindow]) -> None:
     """Backfills the ingest windows (their DAGs unpaused: a paused DAG's backfill runs queue no
     task); returns once the backfill's runs are created."""
+    wait_for_no_running_backfill(AirflowApi(stack))
     result = airflow_cli(stack, "backfill", "create", "--dag-id", INGEST,
                          "--from-date", windows[0].start.isoformat(),
                          "--to-date", windows[-1].start.isoformat())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def wait_for_no_running_backfill(api: AirflowApi, timeout_s: float = 180) -> None:
+    """Airflow runs one backfill per DAG, and the scheduler marks one complete a loop or more
+    after its last run ended: an earlier test's backfill may still count as running."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        recent = api.call("GET", "/backfills", params={"dag_id": INGEST, "order_by": "-id",
+                                                        "limit": 10})["backfills"]
+        running = [b["id"] for b in recent if b["completed_at"] is None]
+        if not running:
+            return
+        assert time.monotonic() < deadline, f"backfills {running} of {INGEST} still run"
+        time.sleep(2)
 
 
 def wait_for_backfill(api: AirflowApi, started: datetime, count: int,
