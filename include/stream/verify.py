@@ -219,7 +219,7 @@ class LandedUsersSensor(BaseSensorOperator):
         if uses_long_lived_query(topic, params.get("keyspace", names.CASSANDRA_KEYSPACE)):
             # The query commits a window a few seconds after the relay: a poke that gave up at
             # once cost a second task process and a `poke_interval` more.
-            if not wait_until(lambda: not self._incomplete(context), self.commit_wait_s):
+            if self._incomplete(context, wait_s=self.commit_wait_s):
                 from include.stream.operator import pipeline_query_dir
                 from include.stream.query import query_health, read_heartbeat
 
@@ -302,8 +302,9 @@ class LandedUsersSensor(BaseSensorOperator):
             raise AirflowFailException(self.problem_detail)
         return summary
 
-    def _incomplete(self, context: Any) -> bool:
-        """True (with the problem set) when the committed offsets stop short of the relay's."""
+    def _incomplete(self, context: Any, wait_s: float = 0.0) -> bool:
+        """True (with the problem set) when the committed offsets stop short of the relay's, and
+        still do after `wait_s` of reading the checkpoint again."""
         from include.stream.checkpoint import committed_offsets, shortfall
         from include.stream.job import checkpoint_root
         from include.stream.operator import checkpoint_name
@@ -315,9 +316,16 @@ class LandedUsersSensor(BaseSensorOperator):
             return False
         checkpoint = checkpoint_root() / checkpoint_name(
             topic, params.get("keyspace", names.CASSANDRA_KEYSPACE))
-        committed = committed_offsets(checkpoint, topic)
-        short = shortfall(expected, committed)
-        if not short:
+        committed: dict[int, int] = {}
+        short: dict[int, int] = {}
+
+        def caught_up() -> bool:
+            nonlocal committed, short
+            committed = committed_offsets(checkpoint, topic)
+            short = shortfall(expected, committed)
+            return not short
+
+        if wait_until(caught_up, wait_s):
             self.log.info("the stream committed every offset the relay reported: %s", expected)
             return False
         self.problem = STREAM_INCOMPLETE
