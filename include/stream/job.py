@@ -50,7 +50,11 @@ SPARK_CONF: dict[str, str] = {
 }
 # C2 in steady state: 78-82 us of Spark CPU per row against C1's 100-106 (0.76), 12,700-13,200
 # rows/s against 10,000-10,700 (bench/RESULTS.md, 2026-12-01 morning;
-# `python -m bench.stream_benchmark --records 400000 --batch-size 50000`).
+# `python -m bench.stream_benchmark --records 400000 --batch-size 50000`). The parallel collector
+# over G1 with C2, the same runs interleaved: 84-94 s of Spark CPU for 400,000 rows against G1's
+# 108, though G1 paused less (1.6-1.8 s against 2.8); a heap fixed at 1 GiB from the start
+# (`-Xms1g`) cut the full collections from 8 to 5 and bought no CPU (90-95 s). The live heap
+# after 200,000 users is 135-158 MB (bench/RESULTS.md, 2026-12-01 evening).
 LONG_LIVED_DRIVER_OPTIONS = f"-XX:+UseParallelGC {AVRO_LIMITS}"
 
 
