@@ -306,19 +306,3 @@ def test_the_cluster_profile_uses_local_modes_cluster_settings():
     assert broker["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
     single = {k: _with_settings(v, {}) for k, v in _environment(SERVICES["kafka"]).items()}
     assert single["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
-
-
-def test_the_idle_cost_settings_of_cassandra_and_kafka_are_local_modes():
-    jvm_options = (ROOT / "local_stack" / "conf" / "cassandra-jvm17.options").read_text()
-    local_cassandra = dict(line.removeprefix("-D").split("=", 1) for line in
-                           jvm_options.splitlines() if line.startswith("-D") and "=" in line)
-    compose_cassandra = dict(option.removeprefix("-D").split("=", 1) for option in
-                             _environment(SERVICES["cassandra"])["JVM_EXTRA_OPTS"].split())
-    precision = "cassandra.approximate_time_precision_ms"
-    assert compose_cassandra[precision] == local_cassandra[precision] == "10"
-    properties = (ROOT / "local_stack" / "conf" / "kafka-server.properties").read_text()
-    local_kafka = dict(line.split("=", 1) for line in properties.splitlines()
-                       if line and not line.startswith("#"))
-    compose_kafka = _environment(SERVICES["kafka"])
-    assert (compose_kafka["KAFKA_METADATA_MAX_IDLE_INTERVAL_MS"]
-            == local_kafka["metadata.max.idle.interval.ms"] == "5000")
