@@ -479,13 +479,18 @@ def _cql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# The native protocol Cassandra 5 speaks: a client that does not say so offers newer ones first.
+CASSANDRA_PROTOCOL_VERSION = 5
+
+
 def cassandra_connector(host: str, port: int, timeout_s: float = 10) -> Callable[[str, str], Any]:
     """A `connect(role, password)` for ensure_cassandra_roles, to one contact point."""
     def connect(role: str, password: str) -> Any:
         from cassandra.auth import PlainTextAuthProvider
         from cassandra.cluster import Cluster
 
-        cluster = Cluster([host], port=port, connect_timeout=timeout_s, protocol_version=5,
+        cluster = Cluster([host], port=port, connect_timeout=timeout_s,
+                          protocol_version=CASSANDRA_PROTOCOL_VERSION,
                           auth_provider=PlainTextAuthProvider(role, password))
         try:
             return cluster.connect()

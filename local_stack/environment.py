@@ -90,11 +90,13 @@ def replication_settings(settings: Settings) -> dict[str, str]:
 
 def cassandra_connections(settings: Settings, secret: dict[str, str]) -> dict[str, str]:
     """One connection per Cassandra role: reading (the provider's default), the stream job's
-    writes, provisioning."""
+    writes, provisioning. Cassandra 5 speaks protocol 5; without it in the extra the driver
+    offers newer ones first and logs two warnings each time a task connects."""
     return {"AIRFLOW_CONN_" + conn_id.upper(): _conn(
         "cassandra", host=",".join(settings.node_hosts), port=settings.cassandra_port,
         schema=names.CASSANDRA_KEYSPACE, login=role,
-        password=secret.get(CASSANDRA_PASSWORD_NAMES[role], ""))
+        password=secret.get(CASSANDRA_PASSWORD_NAMES[role], ""),
+        extra={"protocol_version": provisioning.CASSANDRA_PROTOCOL_VERSION})
         for conn_id, role in names.CASSANDRA_CONN_ROLES.items()}
 
 

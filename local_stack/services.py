@@ -422,7 +422,8 @@ def cassandra_session(settings: Settings, timeout: float = 5.0,
     policy = WhiteListRoundRobinPolicy(hosts) if only_host else RoundRobinPolicy()
     profile = ExecutionProfile(load_balancing_policy=policy, request_timeout=30)
     cluster = Cluster(hosts, port=settings.cassandra_port, connect_timeout=timeout,
-                      execution_profiles={EXEC_PROFILE_DEFAULT: profile}, protocol_version=5,
+                      execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+                      protocol_version=provisioning.CASSANDRA_PROTOCOL_VERSION,
                       auth_provider=PlainTextAuthProvider(role, password))
     try:
         return cluster, cluster.connect()

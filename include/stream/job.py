@@ -56,6 +56,11 @@ SPARK_CONF: dict[str, str] = {
 # (`-Xms1g`) cut the full collections from 8 to 5 and bought no CPU (90-95 s). The live heap
 # after 200,000 users is 135-158 MB (bench/RESULTS.md, 2026-12-01 evening).
 LONG_LIVED_DRIVER_OPTIONS = f"-XX:+UseParallelGC {AVRO_LIMITS}"
+# The connector closes its Cassandra session once unused for `keepAliveMS` (60 s above). At the
+# default cadence a micro-batch comes every minute, so the long-lived query opened a new session,
+# logged in and read the schema again for nearly every batch. Ten minutes keeps one session
+# across the cadence's batches.
+LONG_LIVED_KEEP_ALIVE_MS = "600000"
 
 
 def spark_conf(environ: Mapping[str, str] = os.environ, long_lived: bool = False) -> dict[str, str]:
@@ -68,6 +73,7 @@ def spark_conf(environ: Mapping[str, str] = os.environ, long_lived: bool = False
     conf = dict(SPARK_CONF)
     if long_lived:
         conf["spark.driver.extraJavaOptions"] = LONG_LIVED_DRIVER_OPTIONS
+        conf["spark.cassandra.connection.keepAliveMS"] = LONG_LIVED_KEEP_ALIVE_MS
     if driver_host := environ.get("USERSTREAM_SPARK_DRIVER_HOST"):
         conf |= {"spark.driver.host": driver_host,
                  "spark.driver.bindAddress": environ.get("USERSTREAM_SPARK_BIND_ADDRESS",

@@ -154,6 +154,7 @@ def test_cassandra_requires_a_login_and_each_connection_has_its_role_in_both_mod
     for conn_id, role in names.CASSANDRA_CONN_ROLES.items():
         conn = json.loads(airflow[f"AIRFLOW_CONN_{conn_id.upper()}"])
         assert conn["login"] == role
+        assert conn["extra"] == {"protocol_version": 5}, conn_id
         assert re.fullmatch(r"\$\{CASSANDRA_\w+_PASSWORD\}", conn["password"]), conn
 
 

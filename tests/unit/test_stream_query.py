@@ -141,6 +141,10 @@ def test_the_long_lived_query_runs_c2_and_passes_its_folder_and_stall_limit(tmp_
     assert "-XX:TieredStopAtLevel=1" in spark_conf({})["spark.driver.extraJavaOptions"]
     long_lived = spark_conf({}, long_lived=True)["spark.driver.extraJavaOptions"]
     assert "TieredStopAtLevel" not in long_lived and "UseParallelGC" in long_lived
+    # The default cadence's micro-batches come a minute apart: the query keeps its session.
+    cadence_ms = 60_000
+    keep_alive = "spark.cassandra.connection.keepAliveMS"
+    assert int(spark_conf({}, long_lived=True)[keep_alive]) > 5 * cadence_ms
     config = StreamJobConfig(bootstrap_servers="b:9092", registry_url="http://r",
                              cassandra_host="c", cassandra_port=9042,
                              checkpoint=tmp_path / "cp", trigger="processing-time",

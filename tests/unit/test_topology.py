@@ -4,11 +4,13 @@ replication the hops are given. No DAG, `include/` module or the Spark job branc
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from include import names
 from local_stack.environment import service_environment
 from local_stack.settings import PROJECT_ROOT, Settings
 from local_stack.topology import active_services
@@ -101,3 +103,19 @@ def test_each_topology_keeps_its_own_state_folder(monkeypatch):
     monkeypatch.setenv("USERSTREAM_TOPOLOGY", "single")
     assert cluster != Settings.from_env().state_dir
     assert cluster.name == ".local-cluster"
+
+
+def test_the_cassandra_connections_name_the_protocol(monkeypatch):
+    """Cassandra 5 speaks protocol 5; a hook that offers newer ones first logs two warnings each
+    time a task connects."""
+    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
+    for topology in ("single", "cluster"):
+        environment = service_environment(_settings(topology), SECRETS)
+        for conn_id in names.CASSANDRA_CONN_ROLES:
+            conn = json.loads(environment[f"AIRFLOW_CONN_{conn_id.upper()}"])
+            assert conn["extra"] == {"protocol_version": 5}, conn_id
+    monkeypatch.setenv("AIRFLOW_CONN_CASSANDRA_DEFAULT",
+                       service_environment(_settings("single"), SECRETS)[
+                           "AIRFLOW_CONN_CASSANDRA_DEFAULT"])
+    assert CassandraHook().cluster.protocol_version == 5
