@@ -19,18 +19,19 @@ import os
 import time
 import uuid
 
+from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
+
 from bench.cpu import cpu_s, service_process
 from include import names
 from include.provisioning import apply_cql_with_hook
 from local_stack.cli import make_context
+from local_stack.services import cassandra_session
 from local_stack.settings import Settings
 
 ARMS = ("driver_default", "without_metadata", "apply_cql")
 
 
 def one_session(arm: str, keyspace: str) -> None:
-    from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
-
     if arm == "apply_cql":  # what the stream DAG's first task does every run
         apply_cql_with_hook(names.CASSANDRA_ADMIN_CONN_ID, keyspace)
         return
@@ -77,11 +78,9 @@ def main() -> None:
                 results[arm].append(round(ms, 1))
                 print(f"{arm}: {ms:.0f} ms of Cassandra CPU per session", flush=True)
     finally:
-        from airflow.providers.apache.cassandra.hooks.cassandra import CassandraHook
-
-        hook = CassandraHook(cassandra_conn_id=names.CASSANDRA_ADMIN_CONN_ID)
-        hook.get_cluster().connect().execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
-        hook.shutdown_cluster()
+        cluster, session = cassandra_session(ctx.settings, timeout=60)
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+        cluster.shutdown()
     print(json.dumps({"sessions_per_arm": args.sessions, "gap_s": args.gap,
                       "cassandra_cpu_ms_per_session": results}))
 
