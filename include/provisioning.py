@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -349,14 +350,32 @@ def topic_max_message_bytes(admin_config: dict[str, Any], topic: str) -> int:
 def apply_cql(session: Any, keyspace: str = names.CASSANDRA_KEYSPACE,
               timeout_s: float = 60, schema: dict[str, Any] | None = None,
               environ: Mapping[str, str] = os.environ) -> int:
-    """Applies every statement of `include/cql/` through a cassandra-driver session, then adds
-    the `users` columns the schema (default: the .avsc) has and the table lacks; returns how
-    many statements ran."""
-    statements = cql.statements(keyspace, environ)
-    for statement in statements:
-        session.execute(statement, timeout=timeout_s)
+    """Applies every statement of `include/cql/` through a cassandra-driver session (a grant
+    only where the role lacks it), then adds the `users` columns the schema (default: the .avsc)
+    has and the table lacks; returns how many statements ran."""
+    ran = 0
+    for statement in cql.statements(keyspace, environ):
+        # In order: a grant's table exists only once the statements before it ran.
+        if not already_granted(session, statement, timeout_s):
+            session.execute(statement, timeout=timeout_s)
+            ran += 1
     added = add_missing_columns(session, keyspace, schema or load_schema(), timeout_s)
-    return len(statements) + len(added)
+    return ran + len(added)
+
+
+GRANT_STATEMENT = re.compile(r"GRANT (\w+) ON (TABLE|KEYSPACE) ([\w.]+) TO (\w+)", re.IGNORECASE)
+
+
+def already_granted(session: Any, statement: str, timeout_s: float = 60) -> bool:
+    """Whether `statement` grants a permission the role holds already (on the resource or on
+    one that contains it). Cassandra 5 warns about a repeated grant, and the stream DAG applies
+    the grants every run: three warnings in every run's log."""
+    match = GRANT_STATEMENT.fullmatch(statement.strip())
+    if match is None:
+        return False
+    permission, kind, resource, role = match.groups()
+    rows = session.execute(f"LIST {permission} ON {kind} {resource} OF {role}", timeout=timeout_s)
+    return any(True for _ in rows)
 
 
 class ColumnTypeMismatch(RuntimeError):

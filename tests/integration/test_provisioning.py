@@ -10,7 +10,7 @@ import pytest
 from airflow.exceptions import AirflowFailException
 from confluent_kafka.admin import AdminClient
 
-from include import names
+from include import cql, names
 from include.provisioning import (
     MIGRATIONS_DIR,
     SUBJECT_COMPATIBILITY,
@@ -96,7 +96,8 @@ def test_topic_keyspace_and_subject_are_created_once(stack):
     cluster, session = cassandra_session(s, timeout=30)
     try:
         applied = apply_cql(session, keyspace)
-        assert apply_cql(session, keyspace) == applied > 0
+        grants = sum(s.startswith("GRANT") for s in cql.statements(keyspace))
+        assert apply_cql(session, keyspace) == applied - grants > 0  # the grants are held
         tables = {row.table_name for row in session.execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [keyspace])}
         assert {"users", "users_dead_letter"} <= tables
@@ -109,6 +110,47 @@ def test_topic_keyspace_and_subject_are_created_once(stack):
     assert register_subject(s.registry_url, subject) == schema_id
     assert SchemaRegistryClient(s.registry_url).get_compatibility(subject) == \
         SUBJECT_COMPATIBILITY
+
+
+class RecordingSession:
+    """The real session, keeping the statements sent through it."""
+
+    def __init__(self, session):
+        self.session, self.sent = session, []
+
+    def execute(self, statement, *args, **kwargs):
+        self.sent.append(statement)
+        return self.session.execute(statement, *args, **kwargs)
+
+
+def test_a_grant_is_sent_only_to_a_role_that_lacks_it(stack):
+    """The stream DAG applies the keyspace's statements every run; a repeated grant makes
+    Cassandra warn in the run's log, so a held one is not sent again, and a revoked one is."""
+    keyspace = f"grants_{uuid.uuid4().hex[:8]}"
+    grants = [s for s in cql.statements(keyspace) if s.startswith("GRANT")]
+    assert len(grants) == 3
+    cluster, session = cassandra_session(stack.settings, timeout=30)
+    try:
+        first = RecordingSession(session)
+        apply_cql(first, keyspace)
+        assert [s for s in first.sent if s.startswith("GRANT")] == grants
+        again = RecordingSession(session)
+        apply_cql(again, keyspace)
+        assert not [s for s in again.sent if s.startswith("GRANT")]
+        repeated = session.execute(grants[0], timeout=30)
+        warnings = repeated.response_future.warnings or []
+        assert any("already granted" in w for w in warnings), warnings
+        session.execute(f"REVOKE MODIFY ON TABLE {keyspace}.users FROM "
+                        f"{names.CASSANDRA_STREAM_ROLE}", timeout=30)
+        revoked = RecordingSession(session)
+        apply_cql(revoked, keyspace)
+        assert [s for s in revoked.sent if s.startswith("GRANT")] == [grants[0]]
+        held = session.execute(f"LIST MODIFY ON TABLE {keyspace}.users OF "
+                               f"{names.CASSANDRA_STREAM_ROLE}", timeout=30)
+        assert [row.permission for row in held] == ["MODIFY"]
+    finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
+        cluster.shutdown()
 
 
 def test_the_relay_fails_on_a_missing_topic_at_once_and_names_it(stack):

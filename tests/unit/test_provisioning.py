@@ -101,3 +101,25 @@ def test_the_grants_name_every_role_and_leave_no_placeholder():
     assert grants and all("${" not in s and "scratch_ks" in s for s in grants)
     assert {names.CASSANDRA_STREAM_ROLE, names.CASSANDRA_READER_ROLE} == {
         s.rsplit(" TO ", 1)[1] for s in grants}
+
+
+def test_a_grant_is_looked_up_before_it_is_sent_and_nothing_else_is():
+    from include.provisioning import already_granted
+
+    class Listing:
+        def __init__(self, rows):
+            self.rows, self.sent = rows, []
+
+        def execute(self, statement, timeout=None):
+            self.sent.append(statement)
+            return iter(self.rows)
+
+    held, lacking = Listing([("userstream_stream", "MODIFY")]), Listing([])
+    grant = "GRANT MODIFY ON TABLE ks.users TO userstream_stream"
+    assert already_granted(held, grant)
+    assert held.sent == ["LIST MODIFY ON TABLE ks.users OF userstream_stream"]
+    assert not already_granted(lacking, "GRANT SELECT ON KEYSPACE ks TO userstream_reader")
+    assert lacking.sent == ["LIST SELECT ON KEYSPACE ks OF userstream_reader"]
+    untouched = Listing([("x",)])
+    assert not already_granted(untouched, "CREATE TABLE IF NOT EXISTS ks.users (id int)")
+    assert untouched.sent == []
