@@ -23,6 +23,7 @@ from confluent_kafka import Producer
 
 from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include.ingest.window import IngestWindow, ingest_window
+from include.kafka_jaas import jaas_config
 from include.provisioning import TopicSpec, ensure_topic
 from include.randomuser.client import RandomUserClient
 from include.relay.avro import encode, event_record, load_parsed_schema
@@ -34,16 +35,35 @@ from local_stack.services import kafka_client, pg_connect, scratch_database
 from local_stack.settings import Settings
 
 
+def java_client_properties(librdkafka: dict) -> str:
+    """A Java client's properties for librdkafka's settings, login included: the password goes
+    into `sasl.jaas.config`, which a properties file carries (never the command line)."""
+    settings = {key: value for key, value in librdkafka.items()
+                if key not in {"sasl.username", "sasl.password", "queue.buffering.max.messages"}}
+    if "sasl.username" in librdkafka:
+        settings["sasl.jaas.config"] = jaas_config(librdkafka)
+    return "".join(f"{key}={str(value).lower() if isinstance(value, bool) else value}\n"
+                   for key, value in settings.items())
+
+
 def producer_performance(settings: Settings, topic: str, records: int, size: int) -> dict:
-    props = {**PRODUCER_SETTINGS, **kafka_client(settings)}
-    props.pop("queue.buffering.max.messages")  # librdkafka-only setting
-    props["batch.size"] = 1_000_000
-    command = ["java", "-Xmx512m", "-cp", str(settings.jvm_dir / "kafka" / "lib" / "*"),
-               "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
-               "--num-records", str(records), "--record-size", str(size), "--throughput", "-1",
-               "--producer-props", *[f"{k}={str(v).lower()}" for k, v in props.items()]]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    summary = output.strip().splitlines()[-1]
+    props = {**PRODUCER_SETTINGS, **kafka_client(settings), "batch.size": 1_000_000}
+    # In the state folder, readable by its owner only, and deleted after the run.
+    config = settings.state_dir / f"bench-producer-{uuid.uuid4().hex[:8]}.properties"
+    config.touch(mode=0o600)
+    try:
+        config.write_text(java_client_properties(props))
+        command = ["java", "-Xmx512m", "-cp", str(settings.jvm_dir / "kafka" / "lib" / "*"),
+                   "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                   "--num-records", str(records), "--record-size", str(size),
+                   "--throughput", "-1", "--producer.config", str(config)]
+        finished = subprocess.run(command, capture_output=True, text=True)
+    finally:
+        config.unlink(missing_ok=True)
+    if finished.returncode != 0:
+        raise RuntimeError(f"ProducerPerformance failed ({finished.returncode}): "
+                           f"{finished.stderr.strip()[-2000:]}")
+    summary = finished.stdout.strip().splitlines()[-1]
     rate = float(re.search(r"([\d.]+) records/sec", summary).group(1))
     return {"records_per_s": round(rate), "summary": summary}
 

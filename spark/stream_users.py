@@ -28,7 +28,8 @@ The job logs in to Cassandra and Kafka with the logins in its environment
 launcher), never from its command line.
 
 This file runs inside the Spark runtime's Python, not Airflow's. Of `include` it imports only the
-names and the record contract, which need nothing beyond the standard library.
+names, the record contract, the query's records and the Kafka login line, which need nothing
+beyond the standard library.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))  # for the record contract, the one shared rule
 
 from include import names  # noqa: E402
+from include.kafka_jaas import jaas_config  # noqa: E402
 from include.record_contract import (  # noqa: E402
     INT_RANGE,
     TIMESTAMP_MS_RANGE,
@@ -528,13 +530,9 @@ def kafka_login(environ: dict[str, str] | None = None) -> dict[str, str]:
     security = json.loads(environ.get(names.STREAM_KAFKA_SECURITY_ENV) or "{}")
     if not security.get("sasl.username"):
         return {}
-    module = {"PLAIN": "plain.PlainLoginModule"}.get(security["sasl.mechanism"],
-                                                     "scram.ScramLoginModule")
-    jaas = (f"org.apache.kafka.common.security.{module} required "
-            f"username={json.dumps(security['sasl.username'])} "
-            f"password={json.dumps(security['sasl.password'])};")
     options = {"kafka.security.protocol": security["security.protocol"],
-               "kafka.sasl.mechanism": security["sasl.mechanism"], "kafka.sasl.jaas.config": jaas}
+               "kafka.sasl.mechanism": security["sasl.mechanism"],
+               "kafka.sasl.jaas.config": jaas_config(security)}
     if ca := security.get("ssl.ca.location"):
         options |= {"kafka.ssl.truststore.type": "PEM", "kafka.ssl.truststore.location": ca}
     return options
