@@ -96,7 +96,7 @@ def test_topic_keyspace_and_subject_are_created_once(stack):
     cluster, session = cassandra_session(s, timeout=30)
     try:
         applied = apply_cql(session, keyspace)
-        grants = sum(s.startswith("GRANT") for s in cql.statements(keyspace))
+        grants = sum(statement.startswith("GRANT") for statement in cql.statements(keyspace))
         assert apply_cql(session, keyspace) == applied - grants > 0  # the grants are held
         tables = {row.table_name for row in session.execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [keyspace])}
