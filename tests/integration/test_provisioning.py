@@ -101,8 +101,8 @@ def test_topic_keyspace_and_subject_are_created_once(stack):
         tables = {row.table_name for row in session.execute(
             "SELECT table_name FROM system_schema.tables WHERE keyspace_name = %s", [keyspace])}
         assert {"users", "users_dead_letter"} <= tables
-        session.execute(f"DROP KEYSPACE {keyspace}", timeout=60)
-    finally:
+    finally:  # a failed assertion leaves no scratch keyspace behind either
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60)
         cluster.shutdown()
 
     subject = f"provision-{uuid.uuid4().hex[:8]}-value"
