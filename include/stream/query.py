@@ -8,6 +8,8 @@ the checkpoint's folder): a heartbeat, a ledger of its micro-batches, and a stop
   run again after a crash rewrites its entry): the offset range it read per partition and what
   became of each message (rows written, dead letters, superseded). The landing check balances
   the books of the batches that read the relay's messages, from these entries.
+- `alerted/<batch id>`: the batch's dead letters were alerted. Two stream runs whose relay
+  offsets share a micro-batch both find its dead letters; the first to create this file alerts.
 - `stop`: a request to end between two micro-batches; the driver removes it when it has stopped.
 - `lock`: held by the running driver, so a second query on the same checkpoint refuses to start.
 
@@ -52,6 +54,10 @@ def stop_path(folder: Path) -> Path:
 
 def ledger_dir(folder: Path) -> Path:
     return folder / "ledger"
+
+
+def alerted_dir(folder: Path) -> Path:
+    return folder / "alerted"
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -105,7 +111,7 @@ def write_ledger_entry(folder: Path, entry: Mapping[str, Any]) -> None:
     ledger = ledger_dir(folder)
     write_json(ledger / f"{batch_id:012d}.json", entry)
     if batch_id >= LEDGER_KEEP and batch_id % 100 == 0:
-        for old in ledger.glob("*.json"):
+        for old in [*ledger.glob("*.json"), *alerted_dir(folder).glob("*")]:
             if old.stem.isdigit() and int(old.stem) <= batch_id - LEDGER_KEEP:
                 old.unlink(missing_ok=True)
 
@@ -119,6 +125,31 @@ def read_ledger(folder: Path) -> list[dict[str, Any]]:
         except (FileNotFoundError, json.JSONDecodeError):
             continue  # pruned or replaced while read
     return entries
+
+
+def claim_dead_letter_alerts(folder: Path,
+                             entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The entries with dead letters that no landing check has alerted yet, each now claimed by
+    the caller. A claim is a file created exclusively, so of two concurrent checks one wins."""
+    claimed = []
+    marks = alerted_dir(folder)
+    marks.mkdir(parents=True, exist_ok=True)
+    for entry in entries:
+        if not entry.get("dead_letters"):
+            continue
+        try:
+            os.close(os.open(marks / f"{int(entry['batch_id']):012d}",
+                             os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        claimed.append(dict(entry))
+    return claimed
+
+
+def release_dead_letter_alerts(folder: Path, entries: Iterable[Mapping[str, Any]]) -> None:
+    """Gives claims back (their alert could not be sent), for the next landing check."""
+    for entry in entries:
+        (alerted_dir(folder) / f"{int(entry['batch_id']):012d}").unlink(missing_ok=True)
 
 
 def offset_ranges(first: Mapping[int, int], last: Mapping[int, int]) -> dict[int, tuple[int, int]]:

@@ -199,6 +199,7 @@ class LandedUsersSensor(BaseSensorOperator):
         self.examples: list[dict[str, Any]] = []
         self.missing: list[str] = []
         self.checked: list[str] = []
+        self.ledger_entries: list[dict[str, Any]] = []
 
     def execute(self, context: Any) -> Any:
         params = context.get("params") or {}
@@ -261,11 +262,29 @@ class LandedUsersSensor(BaseSensorOperator):
 
     def _verified(self, summary: dict[str, Any] | None, context: Any) -> PokeReturnValue:
         if summary and "batch_ids" in summary:  # the long-lived query's ledger
-            from include.stream.operator import alert_new_dead_letters
-
             summary["sample_user_ids"] = self.checked[:20]
-            alert_new_dead_letters(summary, context)
+            self._alert_unalerted_dead_letters(context)
         return PokeReturnValue(True, summary)
+
+    def _alert_unalerted_dead_letters(self, context: Any) -> None:
+        """Alerts the dead letters of the ledger's batches that no other run alerted: a batch
+        that read two relay runs' messages is checked by both their stream runs."""
+        from include.stream.operator import alert_new_dead_letters, pipeline_query_dir
+        from include.stream.query import (
+            claim_dead_letter_alerts,
+            ledger_totals,
+            release_dead_letter_alerts,
+        )
+
+        folder = pipeline_query_dir()
+        claimed = claim_dead_letter_alerts(folder, self.ledger_entries)
+        if not claimed:
+            return
+        try:
+            alert_new_dead_letters(ledger_totals(claimed), context)
+        except BaseException:
+            release_dead_letter_alerts(folder, claimed)
+            raise
 
     def _ledger_summary(self, context: Any, topic: str) -> dict[str, Any]:
         """The totals of the long-lived query's micro-batches that read the relay's offsets;
@@ -285,6 +304,7 @@ class LandedUsersSensor(BaseSensorOperator):
         ranges = offset_ranges(expected_first_offsets(context, topic),
                                expected_last_offsets(context, topic))
         entries = entries_reading(read_ledger(pipeline_query_dir()), ranges) if ranges else []
+        self.ledger_entries = entries
         summary = ledger_totals(entries)
         self.log.info("the query's micro-batches %s read the relay's offsets %s: %d messages, "
                       "%d rows written, %d dead letters, %d superseded", summary["batch_ids"],

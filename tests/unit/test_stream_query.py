@@ -3,7 +3,9 @@ balances, and the relay's first offsets that say which batches read its messages
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 from hypothesis import given, settings
@@ -95,6 +97,56 @@ def test_the_batches_that_read_the_relays_offsets_are_found_and_balanced():
     assert totals["end_offsets"] == {"users_created:0": 99, "users_created:1": 19}
     assert totals["batch_ids"] == [1, 2, 3] and len(totals["dead_letter_examples"]) == 2
     assert [e["batch_id"] for e in query.unbalanced_entries(entries)] == [4]
+
+
+def _claim_in_a_process(folder: Path, batch_ids: list[int], worker: int) -> None:
+    claimed = query.claim_dead_letter_alerts(folder / "query", [_entry(b, {}, dead=1)
+                                                                for b in batch_ids])
+    (folder / f"worker-{worker}").write_text(" ".join(str(e["batch_id"]) for e in claimed))
+
+
+def test_concurrent_landing_checks_claim_each_batchs_dead_letters_once(tmp_path):
+    fork = multiprocessing.get_context("fork")
+    workers = [fork.Process(target=_claim_in_a_process, args=(tmp_path, list(range(2000)), n))
+               for n in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    found = [int(b) for n in range(4) for b in (tmp_path / f"worker-{n}").read_text().split()]
+    assert sorted(found) == list(range(2000))
+
+
+def test_a_released_claim_is_claimed_again_and_claims_are_pruned_with_the_ledger(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(query, "LEDGER_KEEP", 200)
+    entries = [_entry(1, {}, dead=2), _entry(2, {}), _entry(3, {}, dead=1)]
+    claimed = query.claim_dead_letter_alerts(tmp_path, entries)
+    assert [e["batch_id"] for e in claimed] == [1, 3]  # a batch without dead letters: no claim
+    query.release_dead_letter_alerts(tmp_path, claimed[:1])
+    assert [e["batch_id"] for e in query.claim_dead_letter_alerts(tmp_path, entries)] == [1]
+    query.write_ledger_entry(tmp_path, _entry(300, {"0": [10, 19]}))
+    assert not list(query.alerted_dir(tmp_path).iterdir())
+
+
+def test_two_stream_runs_that_share_a_micro_batch_alert_its_dead_letters_once(
+        tmp_path, monkeypatch):
+    """Both runs' landing checks find the shared batch; the alert names its dead letters once,
+    and the second run alerts only the batch that is its own."""
+    from include.stream import operator
+    from include.stream.verify import LandedUsersSensor
+
+    sent = []
+    monkeypatch.setattr(operator, "pipeline_query_dir", lambda: tmp_path)
+    monkeypatch.setattr(operator, "alert_new_dead_letters",
+                        lambda report, context: sent.append(report["dead_letters"]))
+    shared, later = _entry(7, {"0": [0, 99]}, dead=2), _entry(8, {"0": [100, 199]}, dead=1)
+    for entries in ([shared], [shared, later]):
+        sensor = LandedUsersSensor(task_id="verify_landed", table="userstream.users")
+        sensor.ledger_entries = entries
+        summary = query.ledger_totals(entries)
+        assert sensor._verified(summary, context={}).is_done
+    assert sent == [2, 1]
 
 
 @settings(max_examples=300, deadline=None)
