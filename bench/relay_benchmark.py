@@ -31,6 +31,7 @@ from include.relay.kafka import PRODUCER_SETTINGS
 from include.relay.outbox import relay_pending
 from include.schema_registry import SchemaRegistryClient, load_schema_text
 from local_stack.cli import make_context
+from local_stack.scratch import delete_scratch
 from local_stack.services import kafka_client, pg_connect, scratch_database
 from local_stack.settings import Settings
 
@@ -111,6 +112,7 @@ def main() -> None:
     assert stats.sent == args.events, stats
     relay_rate = args.events / relay_s
     raw = producer_performance(s, perf_topic, args.events, size)
+    delete_scratch(ctx, [topic, perf_topic], [f"{topic}-value"])
     print(json.dumps({
         "events": args.events, "avg_record_bytes": size, "relay_seconds": round(relay_s, 2),
         "relay_events_per_s": round(relay_rate), "producer_performance": raw,

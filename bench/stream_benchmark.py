@@ -32,6 +32,7 @@ from bench.cpu import cpu_delta_s, cpu_s, service_process, tree_cpu_s
 from include import cql
 from include.provisioning import apply_cql
 from local_stack.cli import make_context
+from local_stack.scratch import delete_scratch
 from local_stack.services import cassandra_session
 from local_stack.settings import Settings
 from local_stack.stream_harness import (
@@ -183,6 +184,7 @@ def main() -> None:
     finally:
         session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=300)
         cluster.shutdown()
+        delete_scratch(ctx, [topic], [f"{topic}-value"])
     print(json.dumps(summary(args.records, args.concurrency, report, produce_s, wall_s, raw_s,
                              job_cpu, raw_cassandra_cpu), indent=2))
 
