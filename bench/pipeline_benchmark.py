@@ -49,6 +49,7 @@ from include import names
 from include.provisioning import TopicSpec, ensure_topic
 from local_stack.airflow_api import AirflowApi
 from local_stack.cli import make_context
+from local_stack.scratch import delete_scratch
 from local_stack.services import Context, cassandra_session, kafka_client, pg_connect
 from local_stack.settings import PROJECT_ROOT, Settings
 from local_stack.stream_harness import spark_runtime, stream_job_login
@@ -293,6 +294,7 @@ def tutorial_phase(ctx: Context, session, users: int) -> dict[str, Any]:
                        env={**os.environ, **runtime.env(), **stream_job_login(s)}, timeout=900)
     seconds = time.time() - started
     landed, _ = count_rows(session, f"{keyspace}.{table}", "id", budget_s=120)
+    delete_scratch(ctx, [topic])
     return {"users": users, "landed": landed, "lost": users - landed,
             "api_and_send_s": round(produced_s, 1), "seconds": round(seconds, 1),
             "users_per_s": round(landed / seconds),
