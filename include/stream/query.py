@@ -132,11 +132,12 @@ def claim_dead_letter_alerts(folder: Path,
     """The entries with dead letters that no landing check has alerted yet, each now claimed by
     the caller. A claim is a file created exclusively, so of two concurrent checks one wins."""
     claimed = []
+    with_dead_letters = [entry for entry in entries if entry.get("dead_letters")]
+    if not with_dead_letters:  # the usual run: no folder touched
+        return claimed
     marks = alerted_dir(folder)
     marks.mkdir(parents=True, exist_ok=True)
-    for entry in entries:
-        if not entry.get("dead_letters"):
-            continue
+    for entry in with_dead_letters:
         try:
             os.close(os.open(marks / f"{int(entry['batch_id']):012d}",
                              os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))

@@ -124,13 +124,3 @@ def test_a_grant_is_looked_up_before_it_is_sent_and_nothing_else_is():
     assert not already_granted(untouched, "CREATE TABLE IF NOT EXISTS ks.users (id int)")
     assert untouched.sent == []
 
-
-def test_the_sweep_takes_only_what_appeared_and_never_the_pipelines_own():
-    from include import names
-    from local_stack.scratch import Inventory, new_scratch_objects
-
-    before = Inventory(frozenset({"old-topic"}), frozenset({"old-topic-value"}))
-    now = Inventory(frozenset({"old-topic", "new-topic", names.USERS_TOPIC, "__consumer_offsets"}),
-                    frozenset({"old-topic-value", "new-topic-value", names.USERS_VALUE_SUBJECT}))
-    assert new_scratch_objects(before, now) == Inventory(frozenset({"new-topic"}),
-                                                         frozenset({"new-topic-value"}))
