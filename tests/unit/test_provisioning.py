@@ -123,4 +123,3 @@ def test_a_grant_is_looked_up_before_it_is_sent_and_nothing_else_is():
     untouched = Listing([("x",)])
     assert not already_granted(untouched, "CREATE TABLE IF NOT EXISTS ks.users (id int)")
     assert untouched.sent == []
-
